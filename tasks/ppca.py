@@ -1,0 +1,89 @@
+"""Probabilistic PCA with known loadings: an exactly Gaussian posterior over local latents.
+
+x_n = W z_n + b + ε_n, z_n ~ N(0, I_K), ε_n ~ N(0, σ² I_D), with W, b, σ known
+(Tipping & Bishop 1999). The posterior factorizes over n:
+z_n | x_n ~ N(M⁻¹Wᵀ(x_n − b), σ² M⁻¹), M = WᵀW + σ² I_K, and
+log p(x) = Σ_n log N(x_n; b, WWᵀ + σ² I_D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from vibench.conjugate import ConjugateGaussian, gaussian_reference
+from vibench.core import Data, Task, TaskFamily
+
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class PPCAParams:
+    """n: data points; d: observed dimension; k: latent dimension; sigma: noise sd."""
+
+    n: int = 100
+    d: int = 5
+    k: int = 2
+    sigma: float = 0.5
+    data_seed: int = 0
+
+
+def log_evidence(x: jax.Array, w: jax.Array, b: jax.Array, sigma: float) -> jax.Array:
+    """Σ_n log N(x_n; b, WWᵀ + σ²I): the closed-form marginal likelihood."""
+    cov = w @ w.T + sigma**2 * jnp.eye(w.shape[0])
+    return dist.MultivariateNormal(b, covariance_matrix=cov).log_prob(x).sum()
+
+
+def build(p: PPCAParams) -> Task:
+    if min(p.n, p.d, p.k) < 1 or p.k > p.d or p.sigma <= 0:
+        raise ValueError("ppca needs n, d, k >= 1, k <= d and sigma > 0")
+    key_w, key_b, key_data = jax.random.split(jax.random.key(p.data_seed), 3)
+    w = jax.random.normal(key_w, (p.d, p.k))
+    b = jax.random.normal(key_b, (p.d,))
+    sigma = p.sigma
+
+    def model(data: Data) -> None:
+        n = data["x"].shape[0]
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n, p.k]).to_event(2))
+        numpyro.sample("x", dist.Normal(z @ w.T + b, sigma).to_event(2), obs=data["x"])
+
+    def simulate(key: jax.Array) -> tuple[dict[str, jax.Array], Data]:
+        key_z, key_x = jax.random.split(key)
+        z = jax.random.normal(key_z, (p.n, p.k))
+        x = z @ w.T + b + sigma * jax.random.normal(key_x, (p.n, p.d))
+        return {"z": z}, {"x": x}
+
+    def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
+        n = data["x"].shape[0]
+        block = w.T @ w / sigma**2 + jnp.eye(p.k)
+        shift = ((data["x"] - b) @ w / sigma**2).reshape(-1)
+        return jnp.kron(jnp.eye(n), block), shift
+
+    conjugate = ConjugateGaussian(natural_params)
+    _, data = simulate(key_data)
+    mean, cov = conjugate.posterior(data)
+    reference = gaussian_reference(
+        mean,
+        cov,
+        log_evidence(data["x"], w, b, sigma),
+        provenance="closed form: z_n|x_n ~ N(M^-1 W^T (x_n-b), s^2 M^-1); "
+        "log p(x) = sum_n log N(x_n; b, WW^T + s^2 I) (Tipping & Bishop 1999)",
+    )
+    return Task(
+        name="ppca",
+        label="ppca",
+        version=VERSION,
+        tags=frozenset({"exact", "conjugate", "gaussian-posterior", "local-latents"}),
+        model=model,
+        data=data,
+        reference=reference,
+        simulate=simulate,
+        extensions=(conjugate,),
+    )
+
+
+ppca = TaskFamily(name="ppca", version=VERSION, Params=PPCAParams, build=build, doc=__doc__)

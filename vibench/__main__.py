@@ -1,0 +1,5 @@
+import sys
+
+from vibench.cli import main
+
+sys.exit(main())

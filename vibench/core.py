@@ -1,0 +1,232 @@
+"""Core types of vibench: tasks, references, log densities, methods, approximations.
+
+Types only. A task owns its mathematics (model, data, ground truth); a method owns
+its algorithm; the harness (runner, metrics, store) owns everything else.
+
+Conventions: ``Data`` is a pytree of arrays (a dict); ``z`` is a point of the flat,
+unconstrained latent space of the task's :class:`LogDensity`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Protocol, TypeVar
+
+import jax
+
+Array = jax.Array
+Data = dict[str, Any]
+PRNGKey = jax.Array
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+# --------------------------------------------------------------------- protocols
+class ModelFn(Protocol):
+    """A NumPyro model ``model(data)``: the one source of truth for the joint density."""
+
+    def __call__(self, data: Data) -> None: ...
+
+
+class SimulateFn(Protocol):
+    """``simulate(key) -> (params, data)``: true latent values (constrained, by site) and data."""
+
+    def __call__(self, key: PRNGKey) -> tuple[dict[str, Array], Data]: ...
+
+
+class SampleFn(Protocol):
+    """``sample(key, n) -> (n, dim)`` draws in the flat unconstrained space."""
+
+    def __call__(self, key: PRNGKey, n: int) -> Array: ...
+
+
+class LogProbFn(Protocol):
+    """``log_prob(z) -> scalar`` for one point ``z`` of shape ``(dim,)``."""
+
+    def __call__(self, z: Array) -> Array: ...
+
+
+class LogJointFn(Protocol):
+    """``logp(z, data) -> scalar``: log joint at unconstrained ``z``, log-Jacobian included."""
+
+    def __call__(self, z: Array, data: Data) -> Array: ...
+
+
+class FitFn(Protocol[C]):
+    """``fit(task, logdensity, data, key, config) -> Approximation``.
+
+    Pure JAX for methods with ``jittable=True``: the harness ``jit``s it (``task``,
+    ``logdensity`` and ``config`` static) and may ``vmap`` it over ``data`` and ``key``.
+    A method must read observations from ``data``, never from ``task.data``.
+    """
+
+    def __call__(
+        self, task: Task, logdensity: LogDensity, data: Data, key: PRNGKey, config: C
+    ) -> Approximation: ...
+
+
+class SupportsFn(Protocol):
+    """``supports(task) -> (ok, reason)``; ``reason`` says why not when ``ok`` is false."""
+
+    def __call__(self, task: Task) -> tuple[bool, str]: ...
+
+
+class BuildFn(Protocol[C]):
+    """``build(params) -> Task`` for a task family's frozen parameter dataclass."""
+
+    def __call__(self, params: C) -> Task: ...
+
+
+# --------------------------------------------------------------------- tasks
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """Ground truth for a task, in the flat unconstrained space, and how it was obtained.
+
+    Exact fields have no standard error; Monte Carlo ones carry theirs (``*_se``).
+    ``gaussian`` is set when the posterior is exactly Gaussian, as ``(mean, cov)``.
+    ``meanfield_elbo`` is the best ELBO a factorized Gaussian can reach, when known.
+    """
+
+    provenance: str
+    log_evidence: float | None = None
+    mean: Array | None = None
+    std: Array | None = None
+    mean_se: Array | None = None
+    std_se: Array | None = None
+    sample: SampleFn | None = None
+    log_prob: LogProbFn | None = None
+    gaussian: tuple[Array, Array] | None = None
+    meanfield_elbo: float | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.mean_se is None and self.std_se is None
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """One inference problem: a NumPyro model with data and its ground truth.
+
+    ``extensions`` hold optional, typed model structure that some methods need
+    (e.g. :class:`vibench.conjugate.ConjugateGaussian`); look them up with
+    :meth:`extension`, never by task name.
+    """
+
+    name: str
+    label: str
+    version: str
+    tags: frozenset[str]
+    model: ModelFn
+    data: Data
+    reference: Reference
+    simulate: SimulateFn
+    held_out: Data | None = None
+    extensions: tuple[Any, ...] = ()
+
+    def extension(self, kind: type[T]) -> T | None:
+        for ext in self.extensions:
+            if isinstance(ext, kind):
+                return ext
+        return None
+
+
+@dataclass(frozen=True)
+class TaskFamily(Generic[C]):
+    """A registered task: a name, a frozen ``Params`` dataclass and ``build(params)``."""
+
+    name: str
+    version: str
+    Params: type[C]
+    build: BuildFn[C]
+    doc: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class LogDensity:
+    """A task's joint density on a flat unconstrained space, derived by the harness.
+
+    ``logp`` is pure in ``(z, data)`` so it can be vmapped over data sets.
+    ``constrain(z, data)`` maps back to the model's sites; ``init(key)`` gives a
+    starting point drawn uniformly in (-2, 2) per coordinate (Stan's convention).
+    """
+
+    logp: LogJointFn
+    dim: int
+    unflatten: Callable[[Array], dict[str, Array]]
+    constrain: Callable[[Array, Data], dict[str, Array]]
+    init: Callable[[PRNGKey], Array]
+    site_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------- methods
+class Family(Protocol):
+    """How an approximation's ``params`` define a distribution (static, hashable)."""
+
+    name: str
+    has_density: bool
+
+    def sample(self, params: Any, key: PRNGKey, n: int) -> Array: ...
+
+    def log_prob(self, params: Any, z: Array) -> Array: ...
+
+    def gaussian(self, params: Any) -> tuple[Array, Array] | None: ...
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Approximation:
+    """What a method returns: a distribution (or draws) plus its cost and trace.
+
+    ``trace`` is the objective per step (the ELBO estimate for VI methods);
+    ``grad_evals`` counts gradient evaluations of the log joint.
+    A pytree, so a vmapped fit returns a batch of approximations.
+    """
+
+    params: Any
+    trace: Array
+    grad_evals: Array
+    family: Family = field(metadata=dict(static=True))
+    objective: str = field(default="elbo", metadata=dict(static=True))
+    stop_reason: str = field(default="max_steps", metadata=dict(static=True))
+
+    @property
+    def has_density(self) -> bool:
+        return self.family.has_density
+
+    def sample(self, key: PRNGKey, n: int) -> Array:
+        return self.family.sample(self.params, key, n)
+
+    def log_prob(self, z: Array) -> Array:
+        if not self.family.has_density:
+            raise TypeError(f"family {self.family.name!r} has no density")
+        return self.family.log_prob(self.params, z)
+
+    def gaussian(self) -> tuple[Array, Array] | None:
+        return self.family.gaussian(self.params)
+
+
+@dataclass(frozen=True)
+class Method(Generic[C]):
+    """A registered inference method.
+
+    ``Config`` is a frozen dataclass whose defaults are the method's defaults.
+    ``jittable`` methods are pure JAX (``lax.scan`` loops), so the harness can
+    compile them apart from running them and vmap them over data sets.
+    """
+
+    name: str
+    version: str
+    Config: type[C]
+    supports: SupportsFn
+    fit: FitFn[C]
+    jittable: bool = True
+    doc: str = ""
+
+    def default_config(self) -> C:
+        return self.Config()
+
+
+def config_items(config: Any) -> dict[str, Any]:
+    """The fields of a config or params dataclass, in declaration order."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

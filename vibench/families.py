@@ -1,0 +1,142 @@
+"""Approximating families shared by methods: Gaussian (mean-field, full-rank, low-rank)
+and empirical draws (MCMC, particles).
+
+A family is a small, frozen, hashable object: the static half of an
+:class:`vibench.core.Approximation`, whose ``params`` pytree is the dynamic half.
+``log_prob`` accepts ``z`` of shape ``(..., dim)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as dist
+
+from vibench.core import Array
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """N(loc, diag(exp(2 log_scale)))."""
+
+    name: str = "meanfield"
+    has_density: bool = True
+
+    def init(self, loc: Array, scale: float) -> dict[str, Array]:
+        return {"loc": loc, "log_scale": jnp.full_like(loc, jnp.log(scale))}
+
+    def sample(self, params, key, n):
+        eps = jax.random.normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
+        return params["loc"] + jnp.exp(params["log_scale"]) * eps
+
+    def log_prob(self, params, z):
+        return dist.Normal(params["loc"], jnp.exp(params["log_scale"])).to_event(1).log_prob(z)
+
+    def gaussian(self, params):
+        return params["loc"], jnp.diag(jnp.exp(2 * params["log_scale"]))
+
+
+@dataclass(frozen=True)
+class FullRank:
+    """N(loc, L Lᵀ), L lower-triangular with diagonal exp(log_diag)."""
+
+    name: str = "fullrank"
+    has_density: bool = True
+
+    def init(self, loc: Array, scale: float) -> dict[str, Array]:
+        d = loc.shape[0]
+        return {
+            "loc": loc,
+            "log_diag": jnp.full_like(loc, jnp.log(scale)),
+            "lower": jnp.zeros((d, d), loc.dtype),
+        }
+
+    @staticmethod
+    def scale_tril(params) -> Array:
+        return jnp.tril(params["lower"], -1) + jnp.diag(jnp.exp(params["log_diag"]))
+
+    def sample(self, params, key, n):
+        eps = jax.random.normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
+        return params["loc"] + eps @ self.scale_tril(params).T
+
+    def log_prob(self, params, z):
+        return dist.MultivariateNormal(params["loc"], scale_tril=self.scale_tril(params)).log_prob(z)
+
+    def gaussian(self, params):
+        chol = self.scale_tril(params)
+        return params["loc"], chol @ chol.T
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """N(loc, F Fᵀ + diag(exp(2 log_diag))) with F of shape (dim, rank)."""
+
+    rank: int = 2
+    name: str = "lowrank"
+    has_density: bool = True
+
+    def init(self, loc: Array, scale: float) -> dict[str, Array]:
+        d = loc.shape[0]
+        return {
+            "loc": loc,
+            "log_diag": jnp.full_like(loc, jnp.log(scale)),
+            "factor": jnp.zeros((d, self.rank), loc.dtype),
+        }
+
+    def sample(self, params, key, n):
+        loc = params["loc"]
+        key_diag, key_factor = jax.random.split(key)
+        eps = jax.random.normal(key_diag, (n,) + loc.shape, loc.dtype)
+        eta = jax.random.normal(key_factor, (n, self.rank), loc.dtype)
+        return loc + jnp.exp(params["log_diag"]) * eps + eta @ params["factor"].T
+
+    def log_prob(self, params, z):
+        q = dist.LowRankMultivariateNormal(
+            params["loc"], params["factor"], jnp.exp(2 * params["log_diag"])
+        )
+        return q.log_prob(z)
+
+    def gaussian(self, params):
+        f = params["factor"]
+        return params["loc"], f @ f.T + jnp.diag(jnp.exp(2 * params["log_diag"]))
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Empirical draws ``params["draws"]`` of shape (chains, n, dim); no density.
+
+    ``independent`` is true for exact i.i.d. samplers; MCMC draws are autocorrelated,
+    and their effective sample size must be estimated.
+    """
+
+    independent: bool = False
+    name: str = "draws"
+    has_density: bool = False
+
+    def sample(self, params, key, n):
+        flat = params["draws"].reshape(-1, params["draws"].shape[-1])
+        if n > flat.shape[0]:
+            raise ValueError(f"asked for {n} draws, only {flat.shape[0]} available")
+        return flat[jax.random.choice(key, flat.shape[0], (n,), replace=False)]
+
+    def log_prob(self, params, z):
+        raise TypeError("empirical draws have no density")
+
+    def gaussian(self, params):
+        return None
+
+
+GAUSSIAN_FAMILIES = ("meanfield", "fullrank", "lowrank")
+
+
+def gaussian_family(name: str, rank: int = 2) -> MeanField | FullRank | LowRank:
+    """The Gaussian family called ``name`` (one of :data:`GAUSSIAN_FAMILIES`)."""
+    if name == "meanfield":
+        return MeanField()
+    if name == "fullrank":
+        return FullRank()
+    if name == "lowrank":
+        return LowRank(rank=rank)
+    raise ValueError(f"unknown Gaussian family {name!r}; valid: {', '.join(GAUSSIAN_FAMILIES)}")

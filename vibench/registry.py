@@ -1,0 +1,124 @@
+"""Discovery of tasks and methods: built-ins, ``--plugins`` folders and entry points.
+
+A task or method is any :class:`vibench.core.TaskFamily` or :class:`vibench.core.Method`
+object defined at the top level of a module in ``vibench.tasks``, ``vibench.methods``,
+a plug-in folder (every ``*.py`` file not starting with ``_``), or a module named by an
+entry point in the group ``vibench.plugins``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import pkgutil
+import sys
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from vibench.core import Method, Task, TaskFamily
+from vibench.spec import SpecError, canonical_label, make_config, parse_spec
+
+ENTRY_POINT_GROUP = "vibench.plugins"
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """A method with its parsed config and canonical label (e.g. ``advi[family=fullrank]``)."""
+
+    method: Method
+    config: Any
+    label: str
+
+
+@dataclass
+class Registry:
+    tasks: dict[str, TaskFamily] = field(default_factory=dict)
+    methods: dict[str, Method] = field(default_factory=dict)
+
+    def add_module(self, module: ModuleType) -> None:
+        for obj in vars(module).values():
+            if isinstance(obj, TaskFamily):
+                self._add(self.tasks, obj, "task", module)
+            elif isinstance(obj, Method):
+                self._add(self.methods, obj, "method", module)
+
+    @staticmethod
+    def _add(table: dict, obj: Any, kind: str, module: ModuleType) -> None:
+        known = table.get(obj.name)
+        if known is not None and known is not obj:
+            raise ValueError(
+                f"{kind} name {obj.name!r} from {module.__name__} is already registered"
+            )
+        table[obj.name] = obj
+
+    def task(self, spec: str) -> Task:
+        """Build the task named by ``spec``; its ``label`` is the canonical SPEC."""
+        name, params = parse_spec(spec)
+        family = self.tasks.get(name)
+        if family is None:
+            raise SpecError(f"unknown task {name!r}; valid: {', '.join(sorted(self.tasks))}")
+        config = make_config(family.Params, params, f"task {name}")
+        return _build(family, config)
+
+    def method(self, spec: str) -> MethodChoice:
+        name, params = parse_spec(spec)
+        method = self.methods.get(name)
+        if method is None:
+            raise SpecError(f"unknown method {name!r}; valid: {', '.join(sorted(self.methods))}")
+        config = make_config(method.Config, params, f"method {name}")
+        return MethodChoice(method, config, canonical_label(name, config))
+
+
+@lru_cache(maxsize=32)
+def _build(family: TaskFamily, params: Any) -> Task:
+    try:
+        task = family.build(params)
+    except ValueError as err:
+        raise SpecError(f"task {canonical_label(family.name, params)}: {err}") from None
+    return replace(task, label=canonical_label(family.name, params))
+
+
+def _package_modules(package: str) -> list[ModuleType]:
+    pkg = importlib.import_module(package)
+    return [
+        importlib.import_module(f"{package}.{info.name}")
+        for info in pkgutil.iter_modules(pkg.__path__)
+        if not info.name.startswith("_")
+    ]
+
+
+def _folder_modules(folder: Path) -> list[ModuleType]:
+    if not folder.is_dir():
+        raise SpecError(f"plug-in folder {str(folder)!r} does not exist")
+    tag = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
+    modules = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        name = f"vibench_plugin_{tag}_{path.stem}"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        modules.append(module)
+    return modules
+
+
+def discover(plugin_dirs: tuple[Path, ...] = ()) -> Registry:
+    """All tasks and methods: built-in, from entry points, and from ``plugin_dirs``."""
+    registry = Registry()
+    modules = _package_modules("vibench.tasks") + _package_modules("vibench.methods")
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        modules.append(entry.load())
+    for folder in plugin_dirs:
+        modules.extend(_folder_modules(Path(folder)))
+    for module in modules:
+        registry.add_module(module)
+    return registry

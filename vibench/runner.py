@@ -1,0 +1,165 @@
+"""The harness: fit a method on a task for several seeds, time it, measure it, record it.
+
+Timing: the fit is compiled ahead of time (``jit(...).lower(...).compile()``) and
+that is timed as ``time_compile_s``, once per task × method; each seed's run is then
+timed as ``time_fit_s``, with the device synchronized (``block_until_ready``) before
+every clock read. A run that raises becomes a ``failed`` row and one that produces
+non-finite numbers a ``nan`` row; the grid goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vibench import environment
+from vibench.core import Approximation, LogDensity, Task, config_items
+from vibench.logdensity import derive_logdensity
+from vibench.metrics import METRIC_DRAWS, Estimate, evaluate
+from vibench.registry import MethodChoice
+from vibench.store import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One (task, method, seed) run: its metric rows and its objective trace."""
+
+    rows: list[dict]
+    traces: list[dict]
+
+
+logdensity_of: Callable[[Task], LogDensity] = lru_cache(maxsize=32)(derive_logdensity)
+
+
+def config_json(config: Any) -> str:
+    return json.dumps(config_items(config), sort_keys=True)
+
+
+def config_hash(task: Task, choice: MethodChoice) -> str:
+    """Identifies a run's full configuration (task and method, with versions)."""
+    text = json.dumps(
+        [task.label, task.version, choice.label, choice.method.version, config_json(choice.config)]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _finite(approx: Approximation) -> bool:
+    leaves = jax.tree_util.tree_leaves((approx.params, approx.trace))
+    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+
+
+def _sync_time(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return out, time.perf_counter() - start
+
+
+def compile_fit(task: Task, choice: MethodChoice, data, key):
+    """``(fit(data, key), compile seconds)``; jittable methods are compiled ahead of time."""
+    logdensity = logdensity_of(task)
+
+    def fit(data, key):
+        return choice.method.fit(task, logdensity, data, key, choice.config)
+
+    if not choice.method.jittable:
+        return fit, None
+    start = time.perf_counter()
+    compiled = jax.jit(fit).lower(data, key).compile()
+    return compiled, time.perf_counter() - start
+
+
+def run_pair(
+    task: Task,
+    choice: MethodChoice,
+    seeds: list[int],
+    device: jax.Device,
+    n_draws: int = METRIC_DRAWS,
+) -> list[RunOutcome]:
+    """Run ``choice`` on ``task`` once per seed on ``device``; never raises for a bad run."""
+    base = {
+        "schema_version": SCHEMA_VERSION,
+        "task": task.name,
+        "task_label": task.label,
+        "task_version": task.version,
+        "method": choice.method.name,
+        "method_version": choice.method.version,
+        "label": choice.label,
+        "config": config_json(choice.config),
+        "config_hash": config_hash(task, choice),
+        "device": environment.describe_device(device),
+        "git_commit": environment.git_commit(),
+        "host": environment.host(),
+        "versions": environment.versions_json(),
+    }
+    with jax.default_device(device):
+        data = jax.device_put(task.data, device)
+        try:
+            fit, compile_s = compile_fit(task, choice, data, jax.random.key(seeds[0]))
+        except Exception as err:  # noqa: BLE001 - a failed run is a result
+            return [_failed(base, seed, err) for seed in seeds]
+        return [_run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) for seed in seeds]
+
+
+def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOutcome:
+    key_fit, key_metrics = jax.random.split(jax.random.key(seed))
+    try:
+        approx, fit_s = _sync_time(lambda: fit(data, key_fit))
+        costs = {
+            "time_fit_s": Estimate(fit_s),
+            "grad_evals": Estimate(float(approx.grad_evals)),
+            "steps": Estimate(float(approx.trace.shape[0])),
+        }
+        if compile_s is not None:
+            costs["time_compile_s"] = Estimate(compile_s)
+        if _finite(approx):
+            status, error = "ok", None
+            estimates = {**evaluate(task, logdensity_of(task), approx, key_metrics, n_draws), **costs}
+        else:
+            status, error = "nan", "non-finite parameters or objective"
+            estimates = costs
+    except Exception as err:  # noqa: BLE001 - a failed run is a result
+        return _failed(base, seed, err)
+    run = _run_meta(base, seed, status, error)
+    rows = [{**run, "metric": k, "value": e.value, "stderr": e.stderr} for k, e in estimates.items()]
+    trace = np.asarray(approx.trace, np.float64)
+    traces = [
+        {
+            "run_id": run["run_id"],
+            "task_label": task.label,
+            "label": choice.label,
+            "seed": seed,
+            "objective": approx.objective,
+            "step": step,
+            "value": value,
+        }
+        for step, value in enumerate(trace.tolist())
+    ]
+    return RunOutcome(rows, traces)
+
+
+def _run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:
+    return {
+        **base,
+        "run_id": uuid.uuid4().hex,
+        "seed": seed,
+        "status": status,
+        "error": error,
+        "timestamp": datetime.now(timezone.utc),
+    }
+
+
+def _failed(base: dict, seed: int, err: Exception) -> RunOutcome:
+    text = "".join(traceback.format_exception_only(type(err), err)).strip()
+    row = {**_run_meta(base, seed, "failed", text), "metric": "run", "value": float("nan"), "stderr": float("nan")}
+    return RunOutcome([row], [])
