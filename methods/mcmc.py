@@ -74,6 +74,16 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
+def budget(config: NUTSConfig, grad_evals: int) -> NUTSConfig:
+    raise ValueError("nuts does not take a gradient budget yet")
+
+
 nuts = Method(
-    name="nuts", version=VERSION, Config=NUTSConfig, supports=supports, fit=fit, doc=__doc__
+    name="nuts",
+    version=VERSION,
+    Config=NUTSConfig,
+    supports=supports,
+    fit=fit,
+    budget=budget,
+    doc=__doc__,
 )

@@ -72,6 +72,14 @@ class SupportsFn(Protocol):
     def __call__(self, task: Task) -> tuple[bool, str]: ...
 
 
+class BudgetFn(Protocol[C]):
+    """``budget(config, grad_evals) -> config`` spending at most ``grad_evals`` gradient
+    evaluations of the log joint (the method's own cost model; the harness records the
+    evaluations actually spent)."""
+
+    def __call__(self, config: C, grad_evals: int) -> C: ...
+
+
 class BuildFn(Protocol[C]):
     """``build(params) -> Task`` for a task family's frozen parameter dataclass."""
 
@@ -172,6 +180,8 @@ class Family(Protocol):
 
     def gaussian(self, params: Any) -> tuple[Array, Array] | None: ...
 
+    def sample_and_log_prob(self, params: Any, key: PRNGKey, n: int) -> tuple[Array, Array]: ...
+
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
@@ -179,8 +189,11 @@ class Approximation:
     """What a method returns: a distribution (or draws) plus its cost and trace.
 
     ``trace`` is the objective per step (the ELBO estimate for VI methods);
-    ``grad_evals`` counts gradient evaluations of the log joint.
-    A pytree, so a vmapped fit returns a batch of approximations.
+    ``grad_evals`` counts gradient evaluations of the log joint. A method that
+    stops on a convergence test returns ``steps`` (steps taken; ``trace`` is
+    NaN-padded past it) and ``converged``; otherwise every step of ``trace`` ran.
+    ``diagnostics`` holds method-specific scalars the harness records as metrics
+    (e.g. ``grad_variance``). A pytree, so a vmapped fit returns a batch of approximations.
     """
 
     params: Any
@@ -188,7 +201,22 @@ class Approximation:
     grad_evals: Array
     family: Family = field(metadata=dict(static=True))
     objective: str = field(default="elbo", metadata=dict(static=True))
-    stop_reason: str = field(default="max_steps", metadata=dict(static=True))
+    steps: Array | None = None
+    converged: Array | None = None
+    diagnostics: dict[str, Array] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.trace.shape[-1] if self.steps is None else self.steps)
+
+    @property
+    def stop_reason(self) -> str:
+        """``converged`` (the method's own test passed) or ``max_steps``."""
+        return "converged" if self.converged is not None and bool(self.converged) else "max_steps"
+
+    def ran_trace(self) -> Array:
+        """The objective over the steps that ran."""
+        return self.trace[: self.n_steps]
 
     @property
     def has_density(self) -> bool:
@@ -202,6 +230,12 @@ class Approximation:
             raise TypeError(f"family {self.family.name!r} has no density")
         return self.family.log_prob(self.params, z)
 
+    def sample_and_log_prob(self, key: PRNGKey, n: int) -> tuple[Array, Array]:
+        """Draws and log q at them, computed stably from the noise that made them."""
+        if not self.family.has_density:
+            raise TypeError(f"family {self.family.name!r} has no density")
+        return self.family.sample_and_log_prob(self.params, key, n)
+
     def gaussian(self) -> tuple[Array, Array] | None:
         return self.family.gaussian(self.params)
 
@@ -213,6 +247,8 @@ class Method(Generic[C]):
     ``Config`` is a frozen dataclass whose defaults are the method's defaults.
     ``jittable`` methods are pure JAX (``lax.scan`` loops), so the harness can
     compile them apart from running them and vmap them over data sets.
+    ``budget`` maps a gradient-evaluation budget to a config (``--budget``); a method
+    without one cannot run under a budget.
     """
 
     name: str
@@ -220,6 +256,7 @@ class Method(Generic[C]):
     Config: type[C]
     supports: SupportsFn
     fit: FitFn[C]
+    budget: BudgetFn[C] | None = None
     jittable: bool = True
     doc: str = ""
 

@@ -4,6 +4,14 @@ and empirical draws (MCMC, particles).
 A family is a small, frozen, hashable object: the static half of an
 :class:`vibench.core.Approximation`, whose ``params`` pytree is the dynamic half.
 ``log_prob`` accepts ``z`` of shape ``(..., dim)``.
+
+Gaussian families also give ``sample_and_log_prob``, which evaluates log q at q's
+own draws from the standard-normal noise that made them, never by solving with the
+scale matrix: a triangular solve with an ill-conditioned Cholesky factor (easily
+reached by an optimizer in a few hundred dimensions) amplifies rounding error
+exponentially and returns garbage, in float32 and float64 alike. ``stick=True``
+holds the parameters fixed inside log q, so its gradient flows through the draws
+only (sticking the landing, Roeder et al. 2017).
 """
 
 from __future__ import annotations
@@ -15,6 +23,12 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from vibench.core import Array
+
+_HALF_LOG_2PI = 0.5 * jnp.log(2 * jnp.pi)
+
+
+def _std_normal_log_prob(eps: Array) -> Array:
+    return -0.5 * jnp.sum(eps**2, axis=-1) - eps.shape[-1] * _HALF_LOG_2PI
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,13 @@ class MeanField:
     def gaussian(self, params):
         return params["loc"], jnp.diag(jnp.exp(2 * params["log_scale"]))
 
+    def entropy(self, params):
+        return jnp.sum(params["log_scale"]) + params["loc"].shape[0] * (0.5 + _HALF_LOG_2PI)
+
+    def sample_and_log_prob(self, params, key, n, stick=False):
+        z = self.sample(params, key, n)
+        return z, self.log_prob(jax.lax.stop_gradient(params) if stick else params, z)
+
 
 @dataclass(frozen=True)
 class FullRank:
@@ -58,8 +79,7 @@ class FullRank:
         return jnp.tril(params["lower"], -1) + jnp.diag(jnp.exp(params["log_diag"]))
 
     def sample(self, params, key, n):
-        eps = jax.random.normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
-        return params["loc"] + eps @ self.scale_tril(params).T
+        return self.sample_and_log_prob(params, key, n)[0]
 
     def log_prob(self, params, z):
         return dist.MultivariateNormal(params["loc"], scale_tril=self.scale_tril(params)).log_prob(z)
@@ -67,6 +87,23 @@ class FullRank:
     def gaussian(self, params):
         chol = self.scale_tril(params)
         return params["loc"], chol @ chol.T
+
+    def entropy(self, params):
+        return jnp.sum(params["log_diag"]) + params["loc"].shape[0] * (0.5 + _HALF_LOG_2PI)
+
+    def sample_and_log_prob(self, params, key, n, stick=False):
+        eps = jax.random.normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
+        z = params["loc"] + eps @ self.scale_tril(params).T
+        if not stick:
+            return z, _std_normal_log_prob(eps) - jnp.sum(params["log_diag"])
+        # ``white`` equals eps in value; its derivative in z is L⁻¹ with L held fixed.
+        fixed = jax.lax.stop_gradient(params)
+        offset = z - fixed["loc"]
+        correction = jax.scipy.linalg.solve_triangular(
+            self.scale_tril(fixed), (offset - jax.lax.stop_gradient(offset)).T, lower=True
+        ).T
+        white = jax.lax.stop_gradient(eps) + correction
+        return z, _std_normal_log_prob(white) - jnp.sum(fixed["log_diag"])
 
 
 @dataclass(frozen=True)
@@ -101,6 +138,16 @@ class LowRank:
     def gaussian(self, params):
         f = params["factor"]
         return params["loc"], f @ f.T + jnp.diag(jnp.exp(2 * params["log_diag"]))
+
+    def entropy(self, params):
+        q = dist.LowRankMultivariateNormal(
+            params["loc"], params["factor"], jnp.exp(2 * params["log_diag"])
+        )
+        return q.entropy()
+
+    def sample_and_log_prob(self, params, key, n, stick=False):
+        z = self.sample(params, key, n)
+        return z, self.log_prob(jax.lax.stop_gradient(params) if stick else params, z)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def config_hash(task: Task, choice: MethodChoice) -> str:
 
 
 def _finite(approx: Approximation) -> bool:
-    leaves = jax.tree_util.tree_leaves((approx.params, approx.trace))
+    leaves = jax.tree_util.tree_leaves((approx.params, approx.ran_trace()))
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
 
 
@@ -118,7 +118,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         costs = {
             "time_fit_s": Estimate(fit_s),
             "grad_evals": Estimate(float(approx.grad_evals)),
-            "steps": Estimate(float(approx.trace.shape[0])),
+            "steps": Estimate(float(approx.n_steps)),
         }
         if compile_s is not None:
             costs["time_compile_s"] = Estimate(compile_s)
@@ -130,9 +130,9 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
             estimates = costs
     except Exception as err:  # noqa: BLE001 - a failed run is a result
         return _failed(base, seed, err)
-    run = _run_meta(base, seed, status, error)
+    run = {**_run_meta(base, seed, status, error), "stop_reason": approx.stop_reason}
     rows = [{**run, "metric": k, "value": e.value, "stderr": e.stderr} for k, e in estimates.items()]
-    trace = np.asarray(approx.trace, np.float64)
+    trace = np.asarray(approx.ran_trace(), np.float64)
     traces = [
         {
             "run_id": run["run_id"],
@@ -155,6 +155,7 @@ def _run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:
         "seed": seed,
         "status": status,
         "error": error,
+        "stop_reason": None,
         "timestamp": datetime.now(timezone.utc),
     }
 

@@ -39,6 +39,7 @@ METRICS_SCHEMA = pa.schema(
         ("stderr", pa.float64()),
         ("status", pa.string()),
         ("error", pa.string()),
+        ("stop_reason", pa.string()),
         ("device", pa.string()),
         ("git_commit", pa.string()),
         ("host", pa.string()),
