@@ -74,16 +74,11 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: NUTSConfig, grad_evals: int) -> NUTSConfig:
-    raise ValueError("nuts does not take a gradient budget yet")
-
-
 nuts = Method(
     name="nuts",
     version=VERSION,
     Config=NUTSConfig,
     supports=supports,
     fit=fit,
-    budget=budget,
     doc=__doc__,
 )
