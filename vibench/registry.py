@@ -3,7 +3,8 @@
 A task or method is any :class:`vibench.core.TaskFamily` or :class:`vibench.core.Method`
 object defined at the top level of a module in ``vibench.tasks``, ``vibench.methods``,
 a plug-in folder (every ``*.py`` file not starting with ``_``), or a module named by an
-entry point in the group ``vibench.plugins``.
+entry point in the group ``vibench.plugins`` (an entry point may also name one task
+family or method object). Names must be unique across all of them.
 """
 
 from __future__ import annotations
@@ -40,21 +41,22 @@ class Registry:
     tasks: dict[str, TaskFamily] = field(default_factory=dict)
     methods: dict[str, Method] = field(default_factory=dict)
 
-    def add_module(self, module: ModuleType) -> None:
-        for obj in vars(module).values():
-            if isinstance(obj, TaskFamily):
-                self._add(self.tasks, obj, "task", module)
-            elif isinstance(obj, Method):
-                self._add(self.methods, obj, "method", module)
-
-    @staticmethod
-    def _add(table: dict, obj: Any, kind: str, module: ModuleType) -> None:
+    def add(self, obj: Any, origin: str) -> None:
+        """Register ``obj`` if it is a task family or a method; ignore anything else."""
+        if isinstance(obj, TaskFamily):
+            table, kind = self.tasks, "task"
+        elif isinstance(obj, Method):
+            table, kind = self.methods, "method"
+        else:
+            return
         known = table.get(obj.name)
         if known is not None and known is not obj:
-            raise ValueError(
-                f"{kind} name {obj.name!r} from {module.__name__} is already registered"
-            )
+            raise ValueError(f"{kind} name {obj.name!r} from {origin} is already registered")
         table[obj.name] = obj
+
+    def add_module(self, module: ModuleType) -> None:
+        for obj in vars(module).values():
+            self.add(obj, module.__name__)
 
     def task(self, spec: str) -> Task:
         """Build the task named by ``spec``; its ``label`` is the canonical SPEC."""
@@ -115,10 +117,14 @@ def discover(plugin_dirs: tuple[Path, ...] = ()) -> Registry:
     """All tasks and methods: built-in, from entry points, and from ``plugin_dirs``."""
     registry = Registry()
     modules = _package_modules("vibench.tasks") + _package_modules("vibench.methods")
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        modules.append(entry.load())
     for folder in plugin_dirs:
         modules.extend(_folder_modules(Path(folder)))
     for module in modules:
         registry.add_module(module)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        loaded = entry.load()
+        if isinstance(loaded, ModuleType):
+            registry.add_module(loaded)
+        else:
+            registry.add(loaded, f"entry point {entry.name}")
     return registry
