@@ -1,0 +1,63 @@
+"""Every registered task and method honours the typed protocols of vibench.core.
+
+blackjax's lesson: callable fields typed only as ``Callable`` drift apart; this test
+checks each registered object against the Protocol it claims to implement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+
+import pytest
+
+from vibench.core import BudgetFn, FitFn, SupportsFn, Task
+from vibench.registry import discover
+
+REGISTRY = discover()
+PARAM_TYPES = (int, float, bool, str)
+
+
+def parameter_names(fn) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def protocol_parameters(protocol) -> list[str]:
+    return parameter_names(protocol.__call__)[1:]  # drop self
+
+
+def check_config_class(cls) -> None:
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        assert kind in PARAM_TYPES or typing.get_origin(kind) is typing.Literal, (cls, field.name)
+    cls()  # every field has a default
+    hash(cls())  # configs are static arguments of compiled fits
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY.methods))
+def test_method_contract(name):
+    method = REGISTRY.methods[name]
+    check_config_class(method.Config)
+    assert parameter_names(method.fit) == protocol_parameters(FitFn)
+    assert len(parameter_names(method.supports)) == len(protocol_parameters(SupportsFn))
+    if method.budget is not None:
+        assert len(parameter_names(method.budget)) == len(protocol_parameters(BudgetFn))
+    assert method.doc.strip(), "a method documents itself (vibench list shows it)"
+    for task_name in REGISTRY.tasks:
+        ok, reason = method.supports(REGISTRY.task(task_name))
+        assert isinstance(ok, bool) and isinstance(reason, str)
+        assert ok or reason, "a method says why it does not support a task"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY.tasks))
+def test_task_contract(name):
+    family = REGISTRY.tasks[name]
+    check_config_class(family.Params)
+    task = REGISTRY.task(name)
+    assert isinstance(task, Task) and task.name == name and task.label == name
+    assert task.reference.provenance
+    assert "exact" not in task.tags or task.reference.exact
+    assert family.doc.strip()
