@@ -35,6 +35,13 @@ class MethodChoice:
     config: Any
     label: str
 
+    def with_budget(self, grad_evals: int) -> MethodChoice:
+        """The same method configured to spend at most ``grad_evals`` gradient evaluations."""
+        if self.method.budget is None:
+            raise SpecError(f"method {self.method.name} cannot run under a gradient budget")
+        config = self.method.budget(self.config, grad_evals)
+        return MethodChoice(self.method, config, canonical_label(self.method.name, config))
+
 
 @dataclass
 class Registry:

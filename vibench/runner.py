@@ -33,10 +33,12 @@ from vibench.store import SCHEMA_VERSION
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """One (task, method, seed) run: its metric rows and its objective trace."""
+    """One (task, method, seed) run: its metric rows, its objective trace and, unless
+    it failed, the fitted approximation (for in-process use; it is not stored)."""
 
     rows: list[dict]
     traces: list[dict]
+    approximation: Approximation | None = None
 
 
 logdensity_of: Callable[[Task], LogDensity] = lru_cache(maxsize=32)(derive_logdensity)
@@ -145,7 +147,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         }
         for step, value in enumerate(trace.tolist())
     ]
-    return RunOutcome(rows, traces)
+    return RunOutcome(rows, traces, approx)
 
 
 def _run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:

@@ -1,0 +1,48 @@
+"""Conformance: every registered method on every task it claims to support, through
+the harness, with a tiny gradient budget. A method that claims support and fails, or
+produces non-finite numbers or misses the metrics its kind must have, fails here."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from vibench.registry import discover
+from vibench.runner import run_pair
+
+REGISTRY = discover()
+BUDGET = 400  # gradient evaluations: seconds per pair, enough to exercise every code path
+DENSITY_METRICS = {"elbo", "log_px_is", "khat"}
+ALWAYS = {"time_fit_s", "grad_evals", "steps"}
+
+PAIRS = [
+    (task_name, method_name)
+    for task_name in sorted(REGISTRY.tasks)
+    for method_name, method in sorted(REGISTRY.methods.items())
+    if method.supports(REGISTRY.task(task_name))[0]
+]
+
+
+@pytest.mark.parametrize("task_name, method_name", PAIRS)
+def test_method_runs_on_supported_task(task_name, method_name):
+    task = REGISTRY.task(task_name)
+    choice = REGISTRY.method(method_name)
+    if choice.method.budget is not None:
+        choice = choice.with_budget(BUDGET)
+    (outcome,) = run_pair(task, choice, [0], jax.devices("cpu")[0], n_draws=512)
+    rows = {row["metric"]: row for row in outcome.rows}
+    statuses = {row["status"] for row in outcome.rows}
+    errors = {row["error"] for row in outcome.rows}
+    assert statuses == {"ok"}, errors
+    expected = set(ALWAYS)
+    if task.reference.mean is not None:
+        expected |= {"mean_error", "std_error"}
+    if outcome.approximation.has_density:
+        expected |= DENSITY_METRICS
+    assert expected <= set(rows), expected - set(rows)
+    values = np.array([row["value"] for row in outcome.rows])
+    assert np.all(np.isfinite(values)), {k: r["value"] for k, r in rows.items()}
+    if choice.method.budget is not None:
+        assert rows["grad_evals"]["value"] <= BUDGET
+    assert outcome.traces, "every run records the trace of its objective"
