@@ -72,18 +72,6 @@ def test_kl_matches_log_px_minus_elbo(registry, task_spec, method_spec):
     assert abs(m["kl"].value - (m["log_px"].value - m["elbo"].value)) <= Z * m["elbo"].stderr + 1e-3
 
 
-def test_log_px_is_converges_to_exact(registry):
-    # Mean-field q on a moderately correlated Gaussian (k-hat < 0.5): the IS estimate's
-    # error stays within its standard error, which shrinks like 1/sqrt(draws).
-    task, ld, approx = fit(registry, "gaussian[dim=4,rho=0.5]", "advi")
-    results = [metrics_of(task, ld, approx, n)["log_px_is"] for n in (256, 4096, 65536)]
-    for est in results:
-        assert abs(est.value - task.reference.log_evidence) <= Z * est.stderr
-    ratio = results[0].stderr / results[-1].stderr
-    assert 16 / 2 < ratio < 16 * 2  # sqrt(65536 / 256) = 16
-    assert abs(results[-1].value - task.reference.log_evidence) < 0.01
-
-
 @pytest.mark.parametrize("task_spec", ["linreg", "gaussian"])
 def test_nuts_moments_agree_with_exact(registry, task_spec):
     task, ld, approx = fit(registry, task_spec, "nuts")
@@ -106,9 +94,15 @@ def test_same_seed_same_numbers(registry):
     choice = registry.method("advi[steps=300]")
     device = jax.devices("cpu")[0]
     first, second = (run_pair(task, choice, [3], device)[0] for _ in range(2))
-    values = lambda outcome: {  # noqa: E731
-        r["metric"]: (r["value"], r["stderr"]) for r in outcome.rows if not r["metric"].startswith("time")
-    }
-    assert values(first) == values(second)
+    def values(outcome):
+        return {
+            r["metric"]: np.array([r["value"], r["stderr"]])
+            for r in outcome.rows
+            if not r["metric"].startswith("time")
+        }
+
+    assert values(first).keys() == values(second).keys()
+    for metric, pair in values(first).items():
+        np.testing.assert_array_equal(pair, values(second)[metric], err_msg=metric)  # NaN == NaN here
     other = run_pair(task, choice, [4], device)[0]
-    assert values(other)["elbo"] != values(first)["elbo"]
+    assert values(other)["elbo"][0] != values(first)["elbo"][0]

@@ -1,0 +1,82 @@
+"""Estimates with standard errors, and the Monte Carlo errors of means over draws.
+
+Draws come as arrays of shape (chains, n, k): one chain of independent draws from a
+density, or several (autocorrelated) MCMC chains.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric's value and its standard error.
+
+    ``stderr`` is 0 for an exact value and NaN where no valid standard error exists
+    (e.g. importance sampling whose weights have infinite variance).
+    """
+
+    value: float
+    stderr: float = 0.0
+
+
+def mean_with_se(series: np.ndarray, independent: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over draws of ``series`` (chains, n, k), per column, and its standard error.
+
+    The standard error is sd / sqrt(ESS): ESS is the number of draws when they are
+    independent, else ArviZ's ESS for the mean (split chains, not rank-normalized;
+    Vehtari et al. 2021), the one ``az.mcse(method="mean")`` uses.
+    """
+    flat = series.reshape(-1, series.shape[-1])
+    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    if independent:
+        ess = np.full(mean.shape, float(flat.shape[0]))
+    else:
+        ess = az.ess(az.convert_to_dataset({"x": series}), method="mean")["x"].values
+    return mean, sd / np.sqrt(ess)
+
+
+def draw_moments(
+    draws: np.ndarray, independent: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, sd and their standard errors per dimension from draws (chains, n, dim).
+
+    The sd's error comes from that of the variance, the mean of the squared deviations:
+    se(sd) = se(var) / (2 sd), with the ESS of the squared deviations, as in
+    ``az.mcse(method="sd")``. It holds for any distribution with a finite fourth
+    moment, not only a normal one (whose se(sd) would be sd / sqrt(2(n − 1))).
+    """
+    mean, mean_se = mean_with_se(draws, independent)
+    var, var_se = mean_with_se((draws - mean) ** 2, independent)
+    n = draws.shape[0] * draws.shape[1]
+    sd = np.sqrt(var * n / (n - 1))
+    sd_se = np.divide(var_se, 2 * sd, out=np.zeros_like(sd), where=sd > 0)
+    return mean, sd, mean_se, sd_se
+
+
+def rms_with_se(errors: np.ndarray, errors_se: np.ndarray) -> Estimate:
+    """sqrt(mean(e²)) over dimensions, with a standard error from the per-dimension ones.
+
+    Each estimated eᵢ is taken as normal about its true value with sd sᵢ, so
+    Var(eᵢ²) = 4eᵢ²sᵢ² + 2sᵢ⁴; estimated unbiasedly by 4êᵢ²sᵢ² − 2sᵢ⁴ and floored at
+    2sᵢ⁴ summed (its value when every true eᵢ is zero, the least it can be). The
+    mean square M then has standard error s; the returned one is sqrt(M + s) − sqrt(M),
+    which is the delta method's s / (2 rms) when rms is well above its noise and stays
+    finite as rms → 0. (The first-order delta method, linearized about the noisy êᵢ,
+    is √2 too large for an rms made of noise, and undefined at rms = 0.)
+    """
+    errors, errors_se = np.asarray(errors, np.float64), np.asarray(errors_se, np.float64)
+    mean_square = float(np.mean(errors**2))
+    variance_terms = 4 * errors**2 * errors_se**2 - 2 * errors_se**4
+    variance = max(float(np.sum(variance_terms)), float(np.sum(2 * errors_se**4)))
+    ms_se = np.sqrt(variance) / errors.size
+    rms = np.sqrt(mean_square)
+    return Estimate(float(rms), float(np.sqrt(mean_square + ms_se) - rms))
