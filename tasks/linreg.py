@@ -19,7 +19,8 @@ import numpyro
 import numpyro.distributions as dist
 
 from vibench.conjugate import ConjugateGaussian, gaussian_reference
-from vibench.core import Data, Task, TaskFamily
+from vibench.core import Data, ModelFn, Task, TaskFamily
+from vibench.minibatch import MinibatchConjugate, Subsample
 
 VERSION = "1"
 
@@ -57,9 +58,16 @@ def build(p: LinRegParams) -> Task:
     x = design(key_x, p.n, p.d, p.feature_rho)
     sigma, tau = p.sigma, p.tau
 
-    def model(data: Data) -> None:
-        beta = numpyro.sample("beta", dist.Normal(0.0, tau).expand([p.d]).to_event(1))
-        numpyro.sample("y", dist.Normal(x @ beta, sigma).to_event(1), obs=data["y"])
+    def model_of(rows: jax.Array) -> ModelFn:
+        """The model of the observations ``data["y"]`` at the design rows ``rows``."""
+
+        def model(data: Data) -> None:
+            beta = numpyro.sample("beta", dist.Normal(0.0, tau).expand([p.d]).to_event(1))
+            numpyro.sample("y", dist.Normal(rows @ beta, sigma).to_event(1), obs=data["y"])
+
+        return model
+
+    model = model_of(x)
 
     def simulate(key: jax.Array) -> tuple[dict[str, jax.Array], Data]:
         key_beta, key_y = jax.random.split(key)
@@ -71,13 +79,24 @@ def build(p: LinRegParams) -> Task:
         precision = x.T @ x / sigma**2 + jnp.eye(p.d) / tau**2
         return precision, x.T @ data["y"] / sigma**2
 
+    def contribution(batch: Data, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+        rows = x[index]
+        return rows.T @ rows / sigma**2, rows.T @ batch["y"] / sigma**2
+
+    subsample = Subsample(size=p.n, per_datum=("y",), restrict=lambda index: model_of(x[index]))
+    prior = (jnp.eye(p.d) / tau**2, jnp.zeros(p.d))
     conjugate = ConjugateGaussian(natural_params)
-    _, data = simulate(key_data)
-    mean, cov = conjugate.posterior(data)
+    _, data = jax.jit(simulate)(key_data)
+
+    @jax.jit  # one compilation instead of one per eager operation
+    def exact(data: Data) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return *conjugate.posterior(data), log_evidence(x, data["y"], sigma, tau)
+
+    mean, cov, evidence = exact(data)
     reference = gaussian_reference(
         mean,
         cov,
-        log_evidence(x, data["y"], sigma, tau),
+        evidence,
         provenance="closed form: beta|y ~ N(P^-1 X^T y/s^2, P^-1), P = X^T X/s^2 + I/t^2; "
         "y ~ N(0, t^2 XX^T + s^2 I)",
     )
@@ -90,7 +109,7 @@ def build(p: LinRegParams) -> Task:
         data=data,
         reference=reference,
         simulate=simulate,
-        extensions=(conjugate,),
+        extensions=(conjugate, subsample, MinibatchConjugate(prior, contribution)),
     )
 
 

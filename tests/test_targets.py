@@ -19,7 +19,7 @@ from scipy import special, stats
 
 from vibench.cli import main
 from vibench.logdensity import derive_logdensity
-from vibench.modes import Modes
+from vibench.modes import MODE_TAIL, Modes
 from vibench.registry import discover
 from vibench.spec import SpecError
 from vibench.tasks.targets import banana, draw_mixture, funnel, mixture, mixture_centers, student_t
@@ -268,10 +268,11 @@ def test_mixture_mass_of_exact_draws_matches_weights():
 
 @pytest.mark.parametrize("params", [{}, {"n_modes": 8, "dim": 3}, {"n_modes": 5, "dim": 1}])
 def test_mixture_modes_are_well_separated(params):
-    """Nearest-center assignment recovers the generating component of essentially every draw.
+    """Assignment recovers the generating component of essentially every draw.
 
     A draw is misassigned only if it lies beyond the midpoint to a neighbour: probability
-    at most (M − 1) Φ(−separation / 2) (union bound), 3e-7 per neighbour at the default.
+    at most (M − 1) Φ(−separation / 2) (union bound), 3e-7 per neighbour at the default;
+    or left off-mode, beyond the radius that holds all but MODE_TAIL of its component.
     """
     task = build(mixture, **params)
     modes = task.extension(Modes)
@@ -280,7 +281,7 @@ def test_mixture_modes_are_well_separated(params):
     np.testing.assert_allclose(z, exact_draws(task, jax.random.key(10), n), rtol=1e-6, atol=1e-6)
     wrong = int(np.sum(np.asarray(modes.assign(z)) != np.asarray(labels)))
     p = mixture.Params(**params)
-    expected = n * (p.n_modes - 1) * special.ndtr(-p.separation / 2)
+    expected = n * ((p.n_modes - 1) * special.ndtr(-p.separation / 2) + MODE_TAIL)
     assert wrong <= expected + N_SE * np.sqrt(expected) + 1, (wrong, expected)
 
 

@@ -69,9 +69,15 @@ def log_evidence_identity(logp_at_mean: Array, cov: Array) -> Array:
     return logp_at_mean + 0.5 * (cov.shape[0] * math.log(2 * math.pi) + logdet)
 
 
+@jax.jit
+def _gaussian_summary(cov: Array) -> tuple[Array, Array, Array]:
+    """Cholesky factor, marginal sds and the mean-field KL optimum, compiled together."""
+    return jnp.linalg.cholesky(cov), jnp.sqrt(jnp.diag(cov)), meanfield_kl_optimum(cov)
+
+
 def gaussian_reference(mean: Array, cov: Array, log_evidence: float, provenance: str) -> Reference:
     """An exact :class:`Reference` for a Gaussian posterior with a known evidence."""
-    chol = jnp.linalg.cholesky(cov)
+    chol, std, meanfield_kl = _gaussian_summary(cov)
 
     def sample(key: jax.Array, n: int) -> Array:
         return mean + jax.random.normal(key, (n, mean.shape[0]), dtype=mean.dtype) @ chol.T
@@ -83,9 +89,9 @@ def gaussian_reference(mean: Array, cov: Array, log_evidence: float, provenance:
         provenance=provenance,
         log_evidence=float(log_evidence),
         mean=mean,
-        std=jnp.sqrt(jnp.diag(cov)),
+        std=std,
         sample=sample,
         log_prob=log_prob,
         gaussian=(mean, cov),
-        meanfield_elbo=float(log_evidence - meanfield_kl_optimum(cov)),
+        meanfield_elbo=float(log_evidence - meanfield_kl),
     )

@@ -1,7 +1,8 @@
 """Mode metrics for multimodal targets (tasks with a :class:`vibench.modes.Modes` extension).
 
-Each draw of the approximation is assigned to a mode (``Modes.assign``); p̂_m is the
-fraction of draws in mode m, and w_m the mode's exact mass. Standard errors come
+Each draw of the approximation is assigned to a mode (``Modes.assign``), or to none
+when it lies outside every mode; p̂_m is the fraction of draws in mode m, p̂_off the
+fraction in none, and w_m the mode's exact mass. Standard errors come
 from the draws' count variation: the binomial sd of p̂_m, sqrt(p̂(1 − p̂)/ESS), with
 ESS = n for independent draws and ArviZ's ESS of the mode indicators for MCMC.
 """
@@ -15,7 +16,7 @@ import numpy as np
 from scipy.stats import norm
 
 from vibench.metrics.estimates import Estimate, mean_with_se
-from vibench.modes import Modes
+from vibench.modes import OFF_MODE, Modes
 
 if TYPE_CHECKING:
     from vibench.metrics.evaluation import Evaluation
@@ -59,7 +60,8 @@ def mode_coverage(ev: Evaluation) -> Estimate:
 
 
 def mode_mass_error(ev: Evaluation) -> Estimate:
-    """Total variation ½ Σ |p̂_m − w_m| between the draws' mode masses and the exact ones.
+    """Total variation ½ (Σ |p̂_m − w_m| + p̂_off) between the draws' mode masses and the
+    exact ones (the target's off-mode mass, MODE_TAIL at most, counts as zero).
 
     The standard error is the delta method's: TV is linear in p̂ with slope ½ sign(p̂_m − w_m)
     about p̂, so it is the standard error of the mean of ½ sign(p̂ − w)[mode of each draw]
@@ -67,6 +69,8 @@ def mode_mass_error(ev: Evaluation) -> Estimate:
     TV up: by about ½ Σ √(2 w_m(1 − w_m)/(π n)) for exact draws.
     """
     indices, mass, _, weights = _mode_masses(ev)
-    slope = 0.5 * np.sign(mass - weights)
-    _, se = mean_with_se(slope[indices][..., None], ev.draws.independent)
-    return Estimate(float(0.5 * np.sum(np.abs(mass - weights))), float(se[0]))
+    off_mode = 1.0 - mass.sum()
+    slope = np.append(0.5 * np.sign(mass - weights), 0.5)  # the last entry: off-mode draws
+    per_draw = slope[np.where(indices == OFF_MODE, weights.size, indices)]
+    _, se = mean_with_se(per_draw[..., None], ev.draws.independent)
+    return Estimate(float(0.5 * (np.sum(np.abs(mass - weights)) + off_mode)), float(se[0]))
