@@ -124,6 +124,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         }
         if compile_s is not None:
             costs["time_compile_s"] = Estimate(compile_s)
+        costs.update({name: Estimate(float(v)) for name, v in approx.diagnostics.items()})
         if _finite(approx):
             status, error = "ok", None
             estimates = {**evaluate(task, logdensity_of(task), approx, key_metrics, n_draws), **costs}
