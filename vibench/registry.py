@@ -39,7 +39,10 @@ class MethodChoice:
         """The same method configured to spend at most ``grad_evals`` gradient evaluations."""
         if self.method.budget is None:
             raise SpecError(f"method {self.method.name} cannot run under a gradient budget")
-        config = self.method.budget(self.config, grad_evals)
+        try:
+            config = self.method.budget(self.config, grad_evals)
+        except ValueError as err:
+            raise SpecError(str(err)) from None
         return MethodChoice(self.method, config, canonical_label(self.method.name, config))
 
 

@@ -61,7 +61,8 @@ def _finite(approx: Approximation) -> bool:
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
 
 
-def _sync_time(fn: Callable[[], Any]) -> tuple[Any, float]:
+def sync_time(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``(fn(), seconds)`` with the device synchronized before the clock is read."""
     start = time.perf_counter()
     out = jax.block_until_ready(fn())
     return out, time.perf_counter() - start
@@ -81,15 +82,9 @@ def compile_fit(task: Task, choice: MethodChoice, data, key):
     return compiled, time.perf_counter() - start
 
 
-def run_pair(
-    task: Task,
-    choice: MethodChoice,
-    seeds: list[int],
-    device: jax.Device,
-    n_draws: int = METRIC_DRAWS,
-) -> list[RunOutcome]:
-    """Run ``choice`` on ``task`` once per seed on ``device``; never raises for a bad run."""
-    base = {
+def run_base(task: Task, choice: MethodChoice, device: jax.Device) -> dict:
+    """The metadata every row of a run carries: what ran, where, and with which code."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "task": task.name,
         "task_label": task.label,
@@ -104,19 +99,30 @@ def run_pair(
         "host": environment.host(),
         "versions": environment.versions_json(),
     }
+
+
+def run_pair(
+    task: Task,
+    choice: MethodChoice,
+    seeds: list[int],
+    device: jax.Device,
+    n_draws: int = METRIC_DRAWS,
+) -> list[RunOutcome]:
+    """Run ``choice`` on ``task`` once per seed on ``device``; never raises for a bad run."""
+    base = run_base(task, choice, device)
     with jax.default_device(device):
         data = jax.device_put(task.data, device)
         try:
             fit, compile_s = compile_fit(task, choice, data, jax.random.key(seeds[0]))
         except Exception as err:  # noqa: BLE001 - a failed run is a result
-            return [_failed(base, seed, err) for seed in seeds]
+            return [failed_outcome(base, seed, err) for seed in seeds]
         return [_run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) for seed in seeds]
 
 
 def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOutcome:
     key_fit, key_metrics = jax.random.split(jax.random.key(seed))
     try:
-        approx, fit_s = _sync_time(lambda: fit(data, key_fit))
+        approx, fit_s = sync_time(lambda: fit(data, key_fit))
         costs = {
             "time_fit_s": Estimate(fit_s),
             "grad_evals": Estimate(float(approx.grad_evals)),
@@ -132,8 +138,8 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
             status, error = "nan", "non-finite parameters or objective"
             estimates = costs
     except Exception as err:  # noqa: BLE001 - a failed run is a result
-        return _failed(base, seed, err)
-    run = {**_run_meta(base, seed, status, error), "stop_reason": approx.stop_reason}
+        return failed_outcome(base, seed, err)
+    run = {**run_meta(base, seed, status, error), "stop_reason": approx.stop_reason}
     rows = [{**run, "metric": k, "value": e.value, "stderr": e.stderr} for k, e in estimates.items()]
     trace = np.asarray(approx.ran_trace(), np.float64)
     traces = [
@@ -151,7 +157,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
     return RunOutcome(rows, traces, approx)
 
 
-def _run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:
+def run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:
     return {
         **base,
         "run_id": uuid.uuid4().hex,
@@ -163,7 +169,7 @@ def _run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:
     }
 
 
-def _failed(base: dict, seed: int, err: Exception) -> RunOutcome:
+def failed_outcome(base: dict, seed: int, err: Exception) -> RunOutcome:
     text = "".join(traceback.format_exception_only(type(err), err)).strip()
-    row = {**_run_meta(base, seed, "failed", text), "metric": "run", "value": float("nan"), "stderr": float("nan")}
+    row = {**run_meta(base, seed, "failed", text), "metric": "run", "value": float("nan"), "stderr": float("nan")}
     return RunOutcome([row], [])

@@ -1,0 +1,359 @@
+"""Simulation-based calibration (Talts et al. 2018) of a method on a task.
+
+For each replicate r, ``(θ_r, x_r) = task.simulate(key_r)`` draws parameters from the
+prior and data from the model; the method is fitted on x_r; L posterior draws are
+taken (a density family: L independent draws from q; MCMC draws: thinned by their
+effective sample size to L nearly independent ones); each draw is mapped to the
+model's constrained sites with ``logdensity.constrain``, and for every scalar
+parameter (site name and flat index: ``beta[3]``, ``z[4,1]``) the rank of the true
+value among the L draws, #{draws < θ_r} in 0..L (ties broken at random), is recorded.
+A calibrated method gives i.i.d. uniform ranks; a method whose q is too narrow gives
+U-shaped ranks, a biased one skewed ranks (draws and ranks: :mod:`vibench.ranks`;
+tests: :mod:`vibench.uniformity`; plots and summary: :mod:`vibench.sbc_report`).
+
+Jittable methods are fitted for a chunk of replicates at once: ``jax.vmap`` of the fit
+over (data, key) in one compiled call. Other methods (or ``vectorize=False``) are
+fitted one replicate at a time; everything else is the same code. Replicate r's keys
+are ``fold_in(key(seed), r)``, so its result depends neither on the chunking nor on
+the number of replicates.
+
+What is recorded:
+
+- the rank table: Parquet in ``OUT/_sbc/`` (:data:`SBC_SCHEMA`), one row per replicate
+  and parameter, with the run's metadata (as the metrics table).
+- rows of the metrics table, whose schema is unchanged. A row whose ``label`` is
+  ``<method label>::<parameter>`` (e.g. ``advi[family=fullrank]::beta[3]``) holds that
+  parameter's p-values: ``sbc_chi2_pvalue`` and ``sbc_ecdf_pvalue`` (uniformity of the
+  ranks) and ``vsbc_pvalue`` (symmetry of P_q(θ < θ_true) about ½; Yao et al. 2018).
+  Rows with the method's own label hold the same metrics combined over parameters
+  (the smallest Holm-adjusted p-value, a valid family-wise p-value), and the verdict:
+  ``sbc_pvalue``, Holm over both uniformity tests and every parameter, and
+  ``sbc_rejected`` (1 when ``sbc_pvalue`` ≤ α); costs ``time_compile_s`` and
+  ``sbc_time_fit_s`` (all replicates), and ``sbc_replicates``, ``sbc_draws``.
+  Every p-value is exact (:mod:`vibench.uniformity`): its ``stderr`` is 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from vibench import uniformity
+from vibench.core import LogDensity, Task
+from vibench.ranks import break_ties, param_names, posterior_draws, rank_counts
+from vibench.registry import MethodChoice
+from vibench.runner import (
+    compile_fit,
+    failed_outcome,
+    logdensity_of,
+    run_base,
+    run_meta,
+    sync_time,
+)
+from vibench.store import SBC_DIR, append_runs, write_atomic
+
+DEFAULT_REPLICATES = 200
+DEFAULT_DRAWS = 99
+ALPHA = 0.05
+PARAM_SEPARATOR = "::"
+CHUNK_BYTES = 2**28  # most bytes of fitted approximations and draws held at once
+RUN_FIELDS = (
+    "schema_version", "run_id", "task", "task_label", "task_version", "method",
+    "method_version", "label", "config", "config_hash", "seed", "device", "git_commit",
+    "host", "versions", "timestamp",
+)
+SBC_SCHEMA = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("run_id", pa.string()),
+        ("task", pa.string()),
+        ("task_label", pa.string()),
+        ("task_version", pa.string()),
+        ("method", pa.string()),
+        ("method_version", pa.string()),
+        ("label", pa.string()),
+        ("config", pa.string()),
+        ("config_hash", pa.string()),
+        ("seed", pa.int64()),
+        ("replicate", pa.int64()),
+        ("param", pa.string()),
+        ("rank", pa.int64()),
+        ("n_draws", pa.int64()),
+        ("device", pa.string()),
+        ("git_commit", pa.string()),
+        ("host", pa.string()),
+        ("versions", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SBCOutcome:
+    """One SBC run: its metric rows, ranks (R, P) and per-parameter tests.
+
+    ``ranks`` is empty and ``tests`` has no rows unless ``run["status"]`` is ``ok``.
+    ``tests`` has a row per parameter: its three p-values, ``holm_pvalue`` (the smaller
+    Holm-adjusted uniformity p-value) and ``rejected`` (``holm_pvalue`` ≤ ``alpha``).
+    """
+
+    run: dict
+    rows: list[dict]
+    params: tuple[str, ...]
+    ranks: np.ndarray
+    n_draws: int
+    tests: pd.DataFrame
+    alpha: float
+
+    @property
+    def pvalue(self) -> float:
+        """The family-wise p-value of uniformity over every parameter and both tests."""
+        return float(self.tests["holm_pvalue"].min()) if len(self.tests) else math.nan
+
+    @property
+    def rejected(self) -> bool:
+        return self.pvalue <= self.alpha
+
+
+@partial(jax.jit, static_argnums=1)
+def replicate_keys(seed: int, replicates: int) -> jax.Array:
+    """(R, 3) keys: replicate r's simulation, fit and draw keys, from fold_in(key(seed), r)."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda r: jax.random.split(jax.random.fold_in(base, r), 3))(
+        jnp.arange(replicates)
+    )
+
+
+@lru_cache(maxsize=32)
+def _simulator(task: Task):
+    return jax.jit(jax.vmap(task.simulate))
+
+
+@lru_cache(maxsize=32)
+def _rank_counter(logdensity: LogDensity):
+    return jax.jit(jax.vmap(partial(rank_counts, logdensity)))
+
+
+def _index(tree, i):
+    return jax.tree.map(lambda leaf: leaf[i], tree)
+
+
+def _check_truth(task: Task, logdensity: LogDensity, keys) -> tuple[str, ...]:
+    """The scalar parameter names; checks that ``simulate`` gives every latent site."""
+    truth, data = jax.eval_shape(task.simulate, keys[0, 0])
+    z = jax.eval_shape(logdensity.init, keys[0, 0])
+    constrained = jax.eval_shape(logdensity.constrain, z, data)
+    shapes = {site: tuple(constrained[site].shape) for site in logdensity.site_shapes}
+    for site, shape in shapes.items():
+        if site not in truth or tuple(truth[site].shape) != shape:
+            raise ValueError(
+                f"task {task.label}: simulate() must return the true value of latent site "
+                f"{site!r} with shape {shape}"
+            )
+    return param_names(shapes)
+
+
+def _vmapped_fit(task: Task, choice: MethodChoice, keys, n_draws: int, chunk_size: int | None):
+    """``(compiled fit(data, keys) over a chunk, compile seconds, chunk size)``.
+
+    Without ``chunk_size``, a chunk holds every replicate unless its outputs (fits and
+    draws) would pass :data:`CHUNK_BYTES`; chunks are then equal, the last one padded.
+    """
+    logdensity = logdensity_of(task)
+    batched = jax.jit(jax.vmap(lambda d, k: choice.method.fit(task, logdensity, d, k, choice.config)))
+    start = time.perf_counter()
+
+    def trace(size: int):
+        _, data = jax.eval_shape(_simulator(task), keys[:size, 0])
+        return batched.trace(data, keys[:size, 1])
+
+    size = chunk_size or keys.shape[0]
+    traced = trace(size)
+    if chunk_size is None:
+        fitted = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(traced.out_info))
+        per_replicate = fitted / size + 2 * n_draws * logdensity.dim * 8
+        chunks = math.ceil(size * per_replicate / CHUNK_BYTES)
+        if chunks > 1:
+            size = math.ceil(keys.shape[0] / chunks)
+            traced = trace(size)
+    compiled = traced.lower().compile()
+    return compiled, time.perf_counter() - start, size
+
+
+def _looped_fit(task: Task, choice: MethodChoice, keys):
+    """``(fit(data, keys) one replicate at a time, compile seconds or None)``."""
+    _, data = jax.eval_shape(task.simulate, keys[0, 0])
+    single, compile_s = compile_fit(task, choice, data, keys[0, 1])
+
+    def loop(data, keys):
+        fits = [single(_index(data, r), keys[r]) for r in range(keys.shape[0])]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *fits)
+
+    return loop, compile_s
+
+
+def simulate_and_rank(
+    task: Task,
+    choice: MethodChoice,
+    replicates: int,
+    n_draws: int,
+    seed: int,
+    vectorize: bool = True,
+    chunk_size: int | None = None,
+):
+    """``(params, ranks (R, P), all finite, costs)`` of an SBC run; see the module doc.
+
+    A looped run takes ``chunk_size`` (default 1) replicates per round of draws and ranks.
+    """
+    logdensity = logdensity_of(task)
+    keys = replicate_keys(seed, replicates)
+    params = _check_truth(task, logdensity, keys)
+    vmapped = vectorize and choice.method.jittable
+    if vmapped:
+        fit, compile_s, size = _vmapped_fit(task, choice, keys, n_draws, chunk_size)
+    else:
+        (fit, compile_s), size = _looped_fit(task, choice, keys), chunk_size or 1
+    rng = np.random.default_rng(seed)
+    fit_s, counts = 0.0, []
+    for start in range(0, replicates, size):
+        stop = start + size if vmapped else min(start + size, replicates)
+        index = np.minimum(np.arange(start, stop), replicates - 1)  # pads a compiled chunk
+        truth, data = _simulator(task)(keys[index, 0])
+        approx, seconds = sync_time(lambda: fit(data, keys[index, 1]))
+        fit_s += seconds
+        draws = posterior_draws(approx, keys[index, 2], n_draws, rng)
+        keep = min(size, replicates - start)
+        counts.append([np.asarray(c)[:keep] for c in _rank_counter(logdensity)(draws, data, truth)])
+    less, equal, finite = (np.concatenate(c) for c in zip(*counts))
+    costs = {"sbc_time_fit_s": fit_s, "sbc_replicates": replicates, "sbc_draws": n_draws}
+    if compile_s is not None:
+        costs["time_compile_s"] = compile_s
+    return params, break_ties(less, equal, rng), bool(finite.all()), costs
+
+
+# ---------------------------------------------------------------- tests and results
+TEST_METRICS = ("sbc_chi2_pvalue", "sbc_ecdf_pvalue", "vsbc_pvalue")
+TEST_COLUMNS = ("param", *TEST_METRICS, "holm_pvalue", "rejected")
+
+
+def uniformity_tests(
+    ranks: np.ndarray, n_draws: int, params: tuple[str, ...], alpha: float = ALPHA
+) -> pd.DataFrame:
+    """Per parameter: the three p-values, ``holm_pvalue`` (Holm over both uniformity
+    tests of every parameter; the smaller of this parameter's two) and ``rejected``."""
+    columns = range(ranks.shape[1])
+    chi2 = np.array([uniformity.chi2_pvalue(ranks[:, j], n_draws) for j in columns])
+    ecdf = uniformity.ecdf_pvalue(ranks, n_draws)
+    vsbc = np.array([uniformity.vsbc_pvalue(ranks[:, j], n_draws) for j in columns])
+    holm = uniformity.holm(np.concatenate([chi2, ecdf])).reshape(2, -1).min(axis=0)
+    return pd.DataFrame(
+        {
+            "param": list(params),
+            "sbc_chi2_pvalue": chi2,
+            "sbc_ecdf_pvalue": ecdf,
+            "vsbc_pvalue": vsbc,
+            "holm_pvalue": holm,
+            "rejected": holm <= alpha,
+        }
+    )
+
+
+def run_sbc(
+    task: Task,
+    choice: MethodChoice,
+    replicates: int = DEFAULT_REPLICATES,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    device: jax.Device | None = None,
+    *,
+    vectorize: bool = True,
+    chunk_size: int | None = None,
+    alpha: float = ALPHA,
+) -> SBCOutcome:
+    """Run SBC of ``choice`` on ``task``: ``replicates`` data sets, ``draws`` posterior
+    draws each (ranks 0..draws), replicate keys from ``seed``, on ``device``.
+
+    ``vectorize=False`` fits one replicate at a time even for a jittable method (the
+    slow path, kept for comparison); ``chunk_size`` overrides the replicates per call.
+    A run that raises or gives non-finite draws becomes a ``failed`` / ``nan`` outcome
+    with no ranks. Raises ``ValueError`` only for settings that cannot be tested (fewer
+    than 10 replicates, no draws).
+    """
+    if draws < 1:
+        raise ValueError("SBC needs at least one posterior draw per replicate")
+    uniformity.chi2_bins(replicates, draws)
+    device = device or jax.devices()[0]
+    base = run_base(task, choice, device)
+    no_ranks = dict(params=(), ranks=np.zeros((0, 0), np.int64), n_draws=draws, alpha=alpha,
+                    tests=pd.DataFrame(columns=TEST_COLUMNS))
+    try:
+        with jax.default_device(device):
+            params, ranks, finite, costs = simulate_and_rank(
+                task, choice, replicates, draws, seed, vectorize, chunk_size
+            )
+    except Exception as err:  # noqa: BLE001 - a failed run is a result
+        rows = failed_outcome(base, seed, err).rows
+        run = {k: v for k, v in rows[0].items() if k not in ("metric", "value", "stderr")}
+        return SBCOutcome(run=run, rows=rows, **no_ranks)
+    if not finite:
+        run = run_meta(base, seed, "nan", "non-finite posterior draws or true values")
+        return SBCOutcome(run=run, rows=_rows(run, costs), **no_ranks)
+    run = run_meta(base, seed, "ok", None)
+    tests = uniformity_tests(ranks, draws, params, alpha)
+    pvalue = float(tests["holm_pvalue"].min())
+    summary = {m: float(uniformity.holm(tests[m].to_numpy()).min()) for m in TEST_METRICS}
+    summary.update(sbc_pvalue=pvalue, sbc_rejected=float(pvalue <= alpha), **costs)
+    rows = _rows(run, summary)
+    for record in tests.to_dict("records"):
+        param_run = {**run, "label": f"{choice.label}{PARAM_SEPARATOR}{record['param']}"}
+        rows += _rows(param_run, {m: record[m] for m in TEST_METRICS})
+    return SBCOutcome(run, rows, params, ranks, draws, tests, alpha)
+
+
+def _rows(run: dict, values: dict) -> list[dict]:
+    """Metric rows of ``run``; every value here is exact or a count, so stderr is 0."""
+    return [{**run, "metric": k, "value": float(v), "stderr": 0.0} for k, v in values.items()]
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """``"advi::beta[0]"`` -> ``("advi", "beta[0]")``; a method label -> ``(label, None)``."""
+    method, sep, param = label.partition(PARAM_SEPARATOR)
+    return method, (param if sep else None)
+
+
+def sbc_table(outcome: SBCOutcome) -> pa.Table:
+    """The rank table of an outcome: one row per replicate and parameter."""
+    n_rep, n_par = outcome.ranks.shape
+    columns = {name: [outcome.run[name]] * (n_rep * n_par) for name in RUN_FIELDS}
+    columns["replicate"] = np.repeat(np.arange(n_rep), n_par)
+    columns["param"] = np.tile(np.asarray(outcome.params, dtype=object), n_rep)
+    columns["rank"] = outcome.ranks.reshape(-1)
+    columns["n_draws"] = np.full(n_rep * n_par, outcome.n_draws)
+    return pa.Table.from_pydict(columns, schema=SBC_SCHEMA)
+
+
+def write_sbc(out: Path, outcome: SBCOutcome) -> Path | None:
+    """Append the outcome's metric rows to ``out`` and its ranks to ``out/_sbc/``;
+    returns the rank file (``None`` when the run has no ranks)."""
+    out = Path(out)
+    append_runs(out, outcome.rows, [])
+    if not outcome.ranks.size:
+        return None
+    return write_atomic(sbc_table(outcome), out / SBC_DIR, f"sbc-{outcome.run['run_id'][:12]}")
+
+
+def read_sbc(out: Path) -> pd.DataFrame:
+    """The rank table of a results directory (empty if no SBC run was written)."""
+    path = Path(out) / SBC_DIR
+    if not path.is_dir():
+        return SBC_SCHEMA.empty_table().to_pandas()
+    return pd.read_parquet(path)
