@@ -1,0 +1,287 @@
+"""The HTML report, rendered from real results of several tasks and methods, a failed
+and a NaN run whose label and error carry markup, and an SBC run."""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.metadata
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vibench.cli import main
+from vibench.report.build import build_report, page_name
+from vibench.report.figures import pareto_front
+from vibench.report.summary import cells, load_results
+from vibench.report.tables import plain, split_number
+from vibench.store import METRICS_SCHEMA
+
+MARKUP = "<script>alert(1)</script>"
+BROKEN_METHOD = '''
+"""A method that breaks: raises its message, or returns NaN parameters."""
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from vibench.core import Approximation, Method
+from vibench.families import MeanField
+
+
+@dataclass(frozen=True)
+class BoomConfig:
+    message: str = "boom"
+    nan: bool = False
+
+
+def fit(task, logdensity, data, key, config):
+    if not config.nan:
+        raise RuntimeError(config.message)
+    loc = jnp.full(logdensity.dim, jnp.nan)
+    return Approximation(
+        params={"loc": loc, "log_scale": jnp.zeros_like(loc)},
+        trace=jnp.zeros(1),
+        grad_evals=jnp.asarray(0),
+        family=MeanField(),
+    )
+
+
+boom = Method(name="boom", version="0", Config=BoomConfig, supports=lambda task: (True, ""),
+              fit=fit, doc=__doc__)
+'''
+TASKS = ("linreg", "gaussian[dim=2]")
+METHODS = (
+    "advi[steps=300]",
+    "advi[family=fullrank,steps=300]",
+    "nuts[num_warmup=100,num_samples=100,num_chains=2]",
+)
+FAILING = f"boom[message={MARKUP}]"
+NAN = "boom[nan=true]"
+
+
+def report_results(base: Path) -> Path:
+    """Real results (made once per session under ``base``): two tasks × two ADVI variants
+    and NUTS on linreg, two seeds each; a failing and a NaN run of a plug-in method on
+    linreg; an SBC run."""
+    out = base / "report-results"
+    done = out / "_complete"
+    if done.exists():
+        return out
+    plugins = base / "report-plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "boom.py").write_text(BROKEN_METHOD)
+    common = ["--out", str(out), "--draws", "256"]
+    tasks = [arg for task in TASKS for arg in ("--task", task)]
+    methods = [arg for method in METHODS[:2] for arg in ("--method", method)]
+    assert main(["run", *tasks, *methods, "--seeds", "2", *common]) == 0
+    assert main(["run", "--task", TASKS[0], "--method", METHODS[2], "--seeds", "2", *common]) == 0
+    assert main(["run", "--task", "linreg", "--method", FAILING, "--method", NAN,
+                 "--plugins", str(plugins), *common]) == 0
+    assert main(["sbc", "--task", "linreg", "--method", "exact", "--replicates", "20", "--draws", "9",
+                 "--out", str(out)]) == 0
+    done.touch()
+    return out
+
+
+def built_report(base: Path) -> Path:
+    """The report of :func:`report_results` (built once per session under ``base``)."""
+    out = base / "report-html"
+    if not (out / "index.html").exists():
+        build_report(report_results(base), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    return report_results(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory, results_dir) -> Path:
+    return built_report(tmp_path_factory.getbasetemp())
+
+
+def page(report_dir: Path, task: str) -> str:
+    return (report_dir / page_name(task)).read_text()
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text, of a page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+# ------------------------------------------------------------------ pages and safety
+def test_pages_are_written_with_safe_names(report_dir):
+    names = sorted(p.name for p in report_dir.iterdir())
+    assert names == sorted(["index.html", *(page_name(t) for t in TASKS)])
+    assert page_name("linreg") == "linreg.html"
+    assert re.fullmatch(r"gaussian_dim=2-[0-9a-f]{10}\.html", page_name("gaussian[dim=2]"))
+
+
+def test_page_names_are_safe_and_distinct():
+    weird = ["index", "../etc/passwd", "a/b", "a_b", "a b", "a?b", ".hidden", "<script>"]
+    names = [page_name(label) for label in weird]
+    assert len(set(names)) == len(names) and "index.html" not in names
+    assert all(re.fullmatch(r"[A-Za-z0-9_.=-]+\.html", n) and not n.startswith(".") for n in names)
+
+
+def test_pages_are_self_contained(report_dir):
+    """No script, no external reference: every src is a data: URI, every href a page of
+    the report or an anchor; a Content-Security-Policy forbids the rest."""
+    for path in report_dir.glob("*.html"):
+        elements = Elements(path.read_text())
+        tags = [tag for tag, _ in elements.tags]
+        assert "script" not in tags and "link" not in tags and "iframe" not in tags, path.name
+        for tag, attrs in elements.tags:
+            if "src" in attrs:
+                assert attrs["src"].startswith("data:image/png;base64,"), (path.name, tag)
+            if "href" in attrs:
+                target = attrs["href"].split("#")[0]
+                assert target == "" or (report_dir / target).is_file(), (path.name, attrs["href"])
+        policy = [a["content"] for t, a in elements.tags
+                  if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+        assert policy == ["default-src 'none'; img-src data:; style-src 'unsafe-inline'"]
+
+
+def test_markup_in_labels_and_errors_shows_as_text(report_dir):
+    for path in report_dir.glob("*.html"):
+        text = path.read_text()
+        assert "<script" not in text.lower(), path.name
+    index = (report_dir / "index.html").read_text()
+    linreg = page(report_dir, "linreg")
+    escaped = html.escape(MARKUP, quote=False)
+    assert f"boom[message={escaped}]" in linreg  # the label
+    assert f"RuntimeError: {escaped}" in index and f"RuntimeError: {escaped}" in linreg  # the error
+    assert MARKUP in "".join(Elements(index).text)  # the reader sees the markup as text
+
+
+# ------------------------------------------------------------------ numbers
+def test_cells_are_mean_and_standard_error_over_seeds(results_dir):
+    raw = pd.read_parquet(results_dir)
+    raw = raw[(raw["task_label"] == "linreg") & (raw["label"] == "advi[steps=300]")]
+    by_seed = raw.pivot_table(index="seed", columns="metric", values="value")
+    found = cells(load_results(results_dir))
+    gap = (by_seed["log_px"] - by_seed["elbo"]).to_numpy()
+    cell = found[("linreg", "advi[steps=300]", "elbo_gap")]
+    assert cell.n == 2 and cell.runs == 2 and not cell.failures
+    assert cell.mean == pytest.approx(gap.mean(), rel=1e-12)
+    assert cell.se == pytest.approx(abs(gap[0] - gap[1]) / 2, rel=1e-12)  # sd/√2 of two values
+    for metric in ("khat", "mean_error", "time_fit_s"):
+        values = by_seed[metric].to_numpy()
+        cell = found[("linreg", "advi[steps=300]", metric)]
+        assert cell.mean == pytest.approx(values.mean(), rel=1e-12)
+        assert cell.se == pytest.approx(values.std(ddof=1) / math.sqrt(2), rel=1e-12)
+
+
+def test_overview_grid_shows_every_task_and_method(report_dir, results_dir):
+    index = (report_dir / "index.html").read_text()
+    found = cells(load_results(results_dir))
+    for task, method in [(t, m) for t in TASKS for m in METHODS[:2]] + [(TASKS[0], METHODS[2])]:
+        assert f'href="{page_name(task)}"' in index
+        cell = found[(task, method, "mean_error")]
+        assert html.escape(plain(split_number(cell.mean, cell.se))) in index
+    for heading in ("log p(x) − ELBO", "log p(x) (IS)", "k̂", "mean error", "sd error", "fit time (s)"):
+        assert f"{heading}</h2>" in index or f"{heading} <span" in index
+    best = found[("linreg", "advi[family=fullrank,steps=300]", "elbo_gap")]
+    assert best.best  # a full-rank Gaussian is exact for linreg: its gap is the smallest
+    assert f'class="num best">{plain(split_number(best.mean, best.se))}' in index
+
+
+def test_failed_nan_and_unreliable_runs_are_flagged_in_colour_and_words(report_dir, results_dir):
+    index = (report_dir / "index.html").read_text()
+    escaped = html.escape(f"failed: RuntimeError: {MARKUP}", quote=False)
+    assert re.search(r'<td class="num failed">failed<span class="note">' + re.escape(escaped), index)
+    assert '<td class="num failed">NaN<span class="note">NaN: non-finite parameters or objective' in index
+    results = load_results(results_dir)
+    flags = results.metrics[(results.metrics["metric"] == "khat_flag") & (results.metrics["value"] >= 2)]
+    assert len(flags), "mean-field ADVI on linreg (feature correlation 0.95) has an unreliable k-hat"
+    for (task, label), group in flags.groupby(["task_label", "label"]):
+        runs = (results.runs["task_label"] == task) & (results.runs["label"] == label)
+        words = f"k̂ &gt; τ: unreliable ({len(group)} of {runs.sum()} seeds)"
+        assert words in page(report_dir, task) and words in index
+    assert 'class="num unreliable"' in index or 'class="num best unreliable"' in index
+
+
+# ------------------------------------------------------------------ figures, SBC, environment
+def embedded_pngs(text: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)]
+
+
+def test_task_pages_have_metrics_figures_and_runs(report_dir):
+    for task in TASKS:
+        text = page(report_dir, task)
+        for anchor in ('id="metrics"', 'id="cost"', 'id="traces"', 'id="khat"', 'id="runs"'):
+            assert anchor in text, (task, anchor)
+        pngs = embedded_pngs(text)
+        assert len(pngs) >= 3 and all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
+        assert "Pareto front against gradient evaluations" in text
+        assert "Posterior draws against the reference are not plotted" in text
+
+
+def test_sbc_results_are_shown(report_dir):
+    linreg = page(report_dir, "linreg")
+    assert 'id="sbc"' in linreg and "SBC of exact on linreg: 20 replicates, 9 draws" in linreg
+    assert "verdict:" in linreg
+    assert len(embedded_pngs(linreg)) >= 5  # cost, traces, k-hat, rank histograms, ECDF
+    index = (report_dir / "index.html").read_text()
+    assert 'href="linreg.html#sbc"' in index
+    assert 'id="sbc"' not in page(report_dir, "gaussian[dim=2]")
+
+
+def test_environment_is_recorded(report_dir):
+    index = (report_dir / "index.html").read_text()
+    assert f"jax {importlib.metadata.version('jax')}" in index
+    assert f"numpyro {importlib.metadata.version('numpyro')}" in index
+    assert "cpu:" in index and 'id="environment"' in index
+
+
+# ------------------------------------------------------------------ pieces
+def test_pareto_front():
+    cost = np.array([1.0, 2.0, 3.0, 2.0, np.nan, 1.0])
+    error = np.array([5.0, 3.0, 1.0, 4.0, 0.0, 5.0])
+    # (2, 4) is beaten by (2, 3); a non-finite point is never on the front; ties both stay.
+    np.testing.assert_array_equal(pareto_front(cost, error), [True, True, True, False, False, True])
+    np.testing.assert_array_equal(pareto_front(np.array([1.0, 2.0]), np.array([1.0, 2.0])), [True, False])
+
+
+def test_reruns_count_once_the_latest(results_dir, tmp_path):
+    """A rerun of the same task, label and seed replaces the earlier run."""
+    table = pd.read_parquet(results_dir)
+    run = table[(table["task_label"] == "linreg") & (table["label"] == "advi[steps=300]") & (table["seed"] == 0)]
+    rerun = run.assign(run_id="rerun", timestamp=run["timestamp"] + pd.Timedelta(hours=1))
+    rerun.loc[rerun["metric"] == "mean_error", "value"] = 123.0
+    for i, frame in enumerate((table, rerun)):
+        pq.write_table(pa.Table.from_pandas(frame, schema=METRICS_SCHEMA, preserve_index=False),
+                       tmp_path / f"runs-{i}.parquet")
+    found = cells(load_results(tmp_path))
+    cell = found[("linreg", "advi[steps=300]", "mean_error")]
+    other = table[(table["task_label"] == "linreg") & (table["label"] == "advi[steps=300]")
+                  & (table["seed"] == 1) & (table["metric"] == "mean_error")]["value"].iloc[0]
+    assert cell.n == 2 and cell.mean == pytest.approx((123.0 + other) / 2)
+
+
+def test_cli_report(results_dir, tmp_path, capsys):
+    out = tmp_path / "html"
+    assert main(["report", str(results_dir), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "index.html")
+    assert (out / "index.html").is_file() and (out / page_name("gaussian[dim=2]")).is_file()
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no results in" in capsys.readouterr().err
