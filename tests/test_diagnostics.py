@@ -22,7 +22,6 @@ from scipy.special import gammaln
 
 from vibench.conjugate import gaussian_reference
 from vibench.core import Approximation, Reference, Task
-from vibench.families import Draws, FullRank, MeanField
 from vibench.logdensity import derive_logdensity
 from vibench.metrics import DISTANCE_DRAWS, Evaluation, evaluate
 from vibench.metrics.distances import (
@@ -35,6 +34,7 @@ from vibench.metrics.distances import (
 from vibench.metrics.importance import PSIS, khat_flag_of, khat_threshold, pareto_smooth
 from vibench.metrics.multimodal import mode_coverage, mode_mass_error
 from vibench.modes import Modes
+from synthetic import draws, fullrank, meanfield
 
 # E W1 between two independent size-n samples of a 1-d normal, in sd units, is
 # 2/√(πn) ∫ √(Φ(1 − Φ)) dx (F_n − G_n ≈ N(0, 2F(1 − F)/n) pointwise): 1.822/√n.
@@ -68,30 +68,6 @@ def gaussian_task(mean, cov) -> Task:
         numpyro.sample("z", dist.MultivariateNormal(mean, covariance_matrix=cov))
 
     return task_of(model, gaussian_reference(mean, cov, 0.0, "closed form"))
-
-
-def meanfield(loc, scale) -> Approximation:
-    params = {
-        "loc": jnp.asarray(loc, jnp.float32),
-        "log_scale": jnp.log(jnp.asarray(scale, jnp.float32)),
-    }
-    return Approximation(params, jnp.zeros(1), jnp.asarray(0), MeanField())
-
-
-def fullrank(loc, cov) -> Approximation:
-    chol = jnp.linalg.cholesky(jnp.asarray(cov, jnp.float32))
-    params = {
-        "loc": jnp.asarray(loc, jnp.float32),
-        "log_diag": jnp.log(jnp.diag(chol)),
-        "lower": chol,
-    }
-    return Approximation(params, jnp.zeros(1), jnp.asarray(0), FullRank())
-
-
-def draws(values, independent: bool) -> Approximation:
-    return Approximation(
-        {"draws": jnp.asarray(values)}, jnp.zeros(1), jnp.asarray(0), Draws(independent)
-    )
 
 
 def evaluation(task: Task, approx: Approximation, seed: int = 0, n_draws: int = 4096) -> Evaluation:

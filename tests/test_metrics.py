@@ -23,11 +23,11 @@ from scipy.signal import lfilter
 
 from vibench.conjugate import gaussian_reference
 from vibench.core import Approximation, Reference, Task
-from vibench.families import Draws, FullRank, MeanField
 from vibench.logdensity import derive_logdensity
 from vibench.metrics import DISTANCE_DRAWS, METRIC_DRAWS, Estimate, Evaluation, evaluate
 from vibench.metrics.estimates import draw_moments, rms_with_se
 from vibench.metrics.importance import log_px_is
+from synthetic import draws, fullrank, meanfield
 
 LOG_Z = -3.7
 MEAN = np.array([0.5, -1.0, 2.0])
@@ -54,30 +54,6 @@ def gaussian_task(mean=MEAN, cov=COV, log_z=LOG_Z, reference: Reference | None =
         data={},
         reference=reference,
         simulate=lambda key: ({}, {}),
-    )
-
-
-def meanfield(loc, scale) -> Approximation:
-    params = {
-        "loc": jnp.asarray(loc, jnp.float32),
-        "log_scale": jnp.log(jnp.asarray(scale, jnp.float32)),
-    }
-    return Approximation(params, jnp.zeros(1), jnp.asarray(0), MeanField())
-
-
-def fullrank(loc, cov) -> Approximation:
-    chol = jnp.linalg.cholesky(jnp.asarray(cov, jnp.float32))
-    params = {
-        "loc": jnp.asarray(loc, jnp.float32),
-        "log_diag": jnp.log(jnp.diag(chol)),
-        "lower": chol,
-    }
-    return Approximation(params, jnp.zeros(1), jnp.asarray(0), FullRank())
-
-
-def draws(values, independent: bool) -> Approximation:
-    return Approximation(
-        {"draws": jnp.asarray(values)}, jnp.zeros(1), jnp.asarray(0), Draws(independent)
     )
 
 

@@ -59,7 +59,7 @@ from vibench.runner import (
     run_meta,
     sync_time,
 )
-from vibench.store import SBC_DIR, append_runs, write_atomic
+from vibench.store import METRICS_SCHEMA, SBC_DIR, append_runs, write_atomic
 
 DEFAULT_REPLICATES = 200
 DEFAULT_DRAWS = 99
@@ -72,28 +72,14 @@ RUN_FIELDS = (
     "host", "versions", "timestamp",
 )
 SBC_SCHEMA = pa.schema(
-    [
-        ("schema_version", pa.int32()),
-        ("run_id", pa.string()),
-        ("task", pa.string()),
-        ("task_label", pa.string()),
-        ("task_version", pa.string()),
-        ("method", pa.string()),
-        ("method_version", pa.string()),
-        ("label", pa.string()),
-        ("config", pa.string()),
-        ("config_hash", pa.string()),
-        ("seed", pa.int64()),
+    [METRICS_SCHEMA.field(name) for name in RUN_FIELDS[:11]]
+    + [
         ("replicate", pa.int64()),
         ("param", pa.string()),
         ("rank", pa.int64()),
         ("n_draws", pa.int64()),
-        ("device", pa.string()),
-        ("git_commit", pa.string()),
-        ("host", pa.string()),
-        ("versions", pa.string()),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
     ]
+    + [METRICS_SCHEMA.field(name) for name in RUN_FIELDS[11:]]
 )
 
 
