@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 
 from vibench.core import Array
@@ -162,8 +163,23 @@ class Draws:
     name: str = "draws"
     has_density: bool = False
 
+    @staticmethod
+    def valid_draws(params) -> np.ndarray:
+        """The real draws, (chains, n_valid, dim): a run stopped by its budget sets
+        ``params["num_valid"]`` and NaN-pads the draws past it."""
+        draws = np.asarray(params["draws"])
+        return draws if "num_valid" not in params else draws[:, : int(params["num_valid"])]
+
     def sample(self, params, key, n):
-        flat = params["draws"].reshape(-1, params["draws"].shape[-1])
+        """``n`` of the draws without replacement, or, when only the first
+        ``num_valid`` per chain are real, ``n`` uniformly among those with replacement."""
+        draws = params["draws"]
+        if "num_valid" in params:
+            key_chain, key_draw = jax.random.split(key)
+            chain = jax.random.randint(key_chain, (n,), 0, draws.shape[0])
+            index = jax.random.randint(key_draw, (n,), 0, params["num_valid"])
+            return draws[chain, index]
+        flat = draws.reshape(-1, draws.shape[-1])
         if n > flat.shape[0]:
             raise ValueError(f"asked for {n} draws, only {flat.shape[0]} available")
         return flat[jax.random.choice(key, flat.shape[0], (n,), replace=False)]

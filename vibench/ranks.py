@@ -96,5 +96,9 @@ def posterior_draws(approx: Approximation, keys, n_draws: int, rng) -> jax.Array
     family = approx.family
     if family.has_density or getattr(family, "independent", False):
         return _sample_batch(approx, keys, n_draws)
-    chains = np.asarray(approx.params["draws"])
-    return jnp.asarray(np.stack([thin(c, n_draws, rng) for c in chains]))
+    batch = approx.params["draws"].shape[0]
+    replicates = (
+        family.valid_draws(jax.tree_util.tree_map(lambda leaf: leaf[c], approx.params))
+        for c in range(batch)
+    )
+    return jnp.asarray(np.stack([thin(c, n_draws, rng) for c in replicates]))

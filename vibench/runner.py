@@ -25,6 +25,7 @@ import numpy as np
 
 from vibench import environment
 from vibench.core import Approximation, LogDensity, Task, config_items
+from vibench.families import Draws
 from vibench.logdensity import derive_logdensity
 from vibench.metrics import METRIC_DRAWS, Estimate, evaluate
 from vibench.registry import MethodChoice
@@ -57,7 +58,10 @@ def config_hash(task: Task, choice: MethodChoice) -> str:
 
 
 def _finite(approx: Approximation) -> bool:
-    leaves = jax.tree_util.tree_leaves((approx.params, approx.ran_trace()))
+    params = approx.params
+    if isinstance(approx.family, Draws):
+        params = {**params, "draws": approx.family.valid_draws(params)}
+    leaves = jax.tree_util.tree_leaves((params, approx.ran_trace()))
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
 
 

@@ -86,7 +86,7 @@ class Evaluation:
     def draws(self) -> DrawSet:
         if self.approx.has_density:
             return DrawSet(self._q_sample[0][None], True)
-        values = np.asarray(self.approx.params["draws"], np.float64)
+        values = np.asarray(self.approx.family.valid_draws(self.approx.params), np.float64)
         return DrawSet(values, getattr(self.approx.family, "independent", True))
 
     @cached_property
