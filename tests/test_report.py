@@ -209,7 +209,7 @@ def test_failed_nan_and_unreliable_runs_are_flagged_in_colour_and_words(report_d
     index = (report_dir / "index.html").read_text()
     escaped = html.escape(f"failed: RuntimeError: {MARKUP}", quote=False)
     assert re.search(r'<td class="num failed">failed<span class="note">' + re.escape(escaped), index)
-    assert '<td class="num failed">NaN<span class="note">NaN: non-finite parameters or objective' in index
+    assert '<td class="num failed">NaN<span class="note">NaN: non-finite parameters' in index
     results = load_results(results_dir)
     flags = results.metrics[(results.metrics["metric"] == "khat_flag") & (results.metrics["value"] >= 2)]
     assert len(flags), "mean-field ADVI on linreg (feature correlation 0.95) has an unreliable k-hat"

@@ -3,8 +3,8 @@
 Timing: the fit is compiled ahead of time (``jit(...).lower(...).compile()``) and
 that is timed as ``time_compile_s``, once per task × method; each seed's run is then
 timed as ``time_fit_s``, with the device synchronized (``block_until_ready``) before
-every clock read. A run that raises becomes a ``failed`` row and one that produces
-non-finite numbers a ``nan`` row; the grid goes on.
+every clock read. A run that raises becomes a ``failed`` row and one whose approximation has
+non-finite parameters a ``nan`` row; the grid goes on.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ def _finite(approx: Approximation) -> bool:
     params = approx.params
     if isinstance(approx.family, Draws):
         params = {**params, "draws": approx.family.valid_draws(params)}
-    leaves = jax.tree_util.tree_leaves((params, approx.ran_trace()))
+    # The trace may hold −inf legitimately (Pathfinder scores candidate points along its
+    # path, some hopeless); what must be finite is the approximation itself.
+    leaves = jax.tree_util.tree_leaves(params)
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
 
 
@@ -139,7 +141,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
             status, error = "ok", None
             estimates = {**evaluate(task, logdensity_of(task), approx, key_metrics, n_draws), **costs}
         else:
-            status, error = "nan", "non-finite parameters or objective"
+            status, error = "nan", "non-finite parameters"
             estimates = costs
     except Exception as err:  # noqa: BLE001 - a failed run is a result
         return failed_outcome(base, seed, err)

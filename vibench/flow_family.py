@@ -1,0 +1,123 @@
+"""Normalizing-flow families: flowjax flows split into trainable arrays and static structure.
+
+A flow q is z = loc + L T(ε), ε ~ N(0, I), where T is a stack of flowjax layers
+(affine coupling, affine autoregressive or rational-quadratic autoregressive, each
+followed by a permutation) and L is lower-triangular with a positive diagonal. With
+T the identity, q is a full-rank Gaussian, so every flow contains that family; and
+the last, linear layer gives q any location, scale and correlation, which a spline
+flow alone cannot reach (a rational-quadratic spline maps [−B, B] onto itself and is
+the identity outside, so its conditional shifts are bounded by the interval).
+
+flowjax flows are equinox modules. ``eqx.partition`` splits one into its trainable
+float arrays (the approximation's ``params``) and its static rest: functions, shapes,
+integer permutations, boolean autoregressive masks, and closures that hold arrays
+(flowjax's transformer constructors). That rest is rebuilt from a fixed key wherever
+it is needed (:meth:`Flow.structure`), inside the trace that uses it, so no concrete
+array is cached across traces and the family stays a small hashable value. The
+trainable weights are drawn from the fitting key; permutations and masks are the same
+for every fit.
+
+Every layer runs in the sampling direction (``invert=False``), so draws and log q at
+them come from one forward pass (``sample_and_log_prob``: log q = log N(ε) − log|det
+∂z/∂ε|, no inversion). ``log_prob`` at arbitrary points needs the inverse pass, which
+for the autoregressive kinds is sequential in the dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import paramax
+from flowjax.bijections import Chain, RationalQuadraticSpline, TriangularAffine
+from flowjax.distributions import StandardNormal, Transformed
+from flowjax.flows import coupling_flow, masked_autoregressive_flow
+
+from vibench.core import Array
+
+FLOW_KINDS = ("realnvp", "iaf", "nsf")
+STRUCTURE_SEED = 0
+
+
+def _partition(flow: Transformed):
+    """``(trainable float arrays, static rest)``, as flowjax's own training splits a flow."""
+    return eqx.partition(
+        flow, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable)
+    )
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A normalizing flow on R^dim (static half; the trainable arrays are ``params``).
+
+    kind: ``realnvp`` (affine coupling layers, Dinh et al. 2017), ``iaf`` (affine
+    inverse autoregressive layers, Kingma et al. 2016) or ``nsf`` (rational-quadratic
+    spline autoregressive layers, Durkan et al. 2019, with ``knots`` bins on
+    [−interval, interval]); layers: flow layers; hidden, depth: width and number of
+    hidden layers of each layer's conditioner network.
+    """
+
+    kind: Literal["realnvp", "iaf", "nsf"]
+    dim: int
+    layers: int = 4
+    hidden: int = 32
+    depth: int = 1
+    knots: int = 8
+    interval: float = 4.0
+    name: str = "flow"
+    has_density: bool = True
+
+    def __post_init__(self):
+        if self.kind not in FLOW_KINDS:
+            raise ValueError(f"unknown flow kind {self.kind!r}; valid: {', '.join(FLOW_KINDS)}")
+        if self.kind == "realnvp" and self.dim < 2:
+            raise ValueError("a coupling flow (realnvp) needs dim >= 2")
+
+    def build(self, key: jax.Array) -> Transformed:
+        """The whole flowjax distribution, network weights drawn from ``key``."""
+        base = StandardNormal((self.dim,))
+        options = {
+            "base_dist": base,
+            "flow_layers": self.layers,
+            "nn_width": self.hidden,
+            "nn_depth": self.depth,
+            "invert": False,  # every layer in the sampling direction
+        }
+        if self.kind == "realnvp":
+            flow = coupling_flow(key, **options)
+        elif self.kind == "iaf":
+            flow = masked_autoregressive_flow(key, **options)
+        else:
+            spline = RationalQuadraticSpline(knots=self.knots, interval=self.interval)
+            flow = masked_autoregressive_flow(key, transformer=spline, **options)
+        linear = TriangularAffine(jnp.zeros(self.dim), jnp.eye(self.dim))
+        return Transformed(base, Chain([flow.bijection, linear]))
+
+    def init(self, key: jax.Array, loc: Array, scale: float):
+        """Trainable arrays: weights drawn from ``key``; the last layer z = loc + scale · T(ε)."""
+        start = TriangularAffine(loc, scale * jnp.eye(self.dim))
+        flow = eqx.tree_at(lambda q: q.bijection.bijections[-1], self.build(key), start)
+        return _partition(flow)[0]
+
+    def structure(self):
+        """The static half of the flow, built from a fixed key."""
+        return _partition(self.build(jax.random.key(STRUCTURE_SEED)))[1]
+
+    def distribution(self, params) -> Transformed:
+        """The flowjax distribution with trainable arrays ``params``."""
+        return eqx.combine(params, self.structure())
+
+    def sample(self, params, key, n):
+        return self.distribution(params).sample(key, (n,))
+
+    def log_prob(self, params, z):
+        return self.distribution(params).log_prob(z)
+
+    def gaussian(self, params):
+        return None
+
+    def sample_and_log_prob(self, params, key, n):
+        return self.distribution(params).sample_and_log_prob(key, (n,))
