@@ -68,6 +68,9 @@ def test_budget_caps_every_method(tmp_path):
     evals = table[table["metric"] == "grad_evals"].set_index("method")["value"]
     assert (evals <= 8000).all() and set(evals.index) == {"advi", "nuts"}
     assert "advi[steps=1000]" in set(table["label"])  # 8000 evaluations / 8 draws per step
+    # NUTS's warm-up (500 iterations) spends the whole budget here: an honest failure row.
+    nuts = table[table["method"] == "nuts"]
+    assert set(nuts["status"]) == {"failed"} and "no draws" in nuts["error"].iloc[0]
 
 
 def test_list(capsys):

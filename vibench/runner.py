@@ -137,12 +137,15 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         if compile_s is not None:
             costs["time_compile_s"] = Estimate(compile_s)
         costs.update({name: Estimate(float(v)) for name, v in approx.diagnostics.items()})
-        if _finite(approx):
-            status, error = "ok", None
-            estimates = {**evaluate(task, logdensity_of(task), approx, key_metrics, n_draws), **costs}
-        else:
+        if not _finite(approx):
             status, error = "nan", "non-finite parameters"
             estimates = costs
+        elif isinstance(approx.family, Draws) and approx.family.valid_draws(approx.params).size == 0:
+            status, error = "failed", "no draws: the budget ran out before sampling began"
+            estimates = costs
+        else:
+            status, error = "ok", None
+            estimates = {**evaluate(task, logdensity_of(task), approx, key_metrics, n_draws), **costs}
     except Exception as err:  # noqa: BLE001 - a failed run is a result
         return failed_outcome(base, seed, err)
     run = {**run_meta(base, seed, status, error), "stop_reason": approx.stop_reason}
