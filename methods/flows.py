@@ -11,7 +11,7 @@ runs under ``lax.scan`` (:func:`vibench.methods.advi.optimize`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import jax
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from vibench.core import Approximation, Data, LogDensity, Method, Task
 from vibench.flow_family import Flow
-from vibench.methods.advi import make_optimizer, optimize
+from vibench.methods.advi import budget, make_optimizer, optimize, supports
 
 VERSION = "1"
 
@@ -83,14 +83,6 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
         grad_evals=jnp.asarray(config.steps * config.num_samples),
         family=family,
     )
-
-
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
-def budget(config: FlowConfig, grad_evals: int) -> FlowConfig:
-    return replace(config, steps=max(1, grad_evals // config.num_samples))
 
 
 flow = Method(
