@@ -16,7 +16,7 @@ import pandas as pd
 from vibench import environment
 from vibench.registry import Registry, discover
 from vibench.report.build import build_report
-from vibench.report.summary import load_results
+from vibench.report.summary import load_results, mean_and_se
 from vibench.report.tables import FORMATS, available_metrics, format_table
 from vibench.runner import run_pair
 from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES, run_sbc, write_sbc
@@ -169,12 +169,11 @@ def summarize(frame: pd.DataFrame) -> str:
 
     One seed: the estimate's own standard error; several: the standard error over seeds.
     """
-    ok = frame[frame["metric"].isin(SUMMARY_METRICS)]
+    ok = frame[frame["metric"].isin(SUMMARY_METRICS) & (frame["status"] == "ok")]
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for (task, label, metric), group in ok.groupby(["task_label", "label", "metric"], sort=False):
-        values = group["value"].to_numpy()
-        se = group["stderr"].iloc[0] if len(values) == 1 else values.std(ddof=1) / len(values) ** 0.5
-        cells.setdefault((task, label), {})[metric] = f"{values.mean():.4g} ± {se:.2g}"
+        mean, se = mean_and_se(group["value"].to_numpy(), group["stderr"].to_numpy())
+        cells.setdefault((task, label), {})[metric] = f"{mean:.4g} ± {se:.2g}"
     failed = frame[frame["status"] != "ok"].drop_duplicates("run_id")
     for _, row in failed.iterrows():
         cells.setdefault((row["task_label"], row["label"]), {})["status"] = (
