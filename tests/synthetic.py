@@ -1,10 +1,10 @@
-"""Approximations built by hand, for metric tests: exact parameters, no fitting."""
+"""Tasks and approximations built by hand, for metric tests: exact parameters, no fitting."""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-from vibench.core import Approximation
+from vibench.core import Approximation, Reference, Task
 from vibench.families import Draws, FullRank, MeanField
 
 
@@ -29,4 +29,18 @@ def fullrank(loc, cov) -> Approximation:
 def draws(values, independent: bool) -> Approximation:
     return Approximation(
         {"draws": jnp.asarray(values)}, jnp.zeros(1), jnp.asarray(0), Draws(independent)
+    )
+
+
+def task_of(model, reference: Reference, extensions=()) -> Task:
+    return Task(
+        name="synthetic",
+        label="synthetic",
+        version="0",
+        tags=frozenset(),
+        model=model,
+        data={},
+        reference=reference,
+        simulate=lambda key: ({}, {}),
+        extensions=extensions,
     )

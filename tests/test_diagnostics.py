@@ -34,7 +34,7 @@ from vibench.metrics.distances import (
 from vibench.metrics.importance import PSIS, khat_flag_of, khat_threshold, pareto_smooth
 from vibench.metrics.multimodal import mode_coverage, mode_mass_error
 from vibench.modes import Modes
-from synthetic import draws, fullrank, meanfield
+from synthetic import draws, fullrank, meanfield, task_of
 
 # E W1 between two independent size-n samples of a 1-d normal, in sd units, is
 # 2/√(πn) ∫ √(Φ(1 − Φ)) dx (F_n − G_n ≈ N(0, 2F(1 − F)/n) pointwise): 1.822/√n.
@@ -47,20 +47,6 @@ W1_FLOOR = W1_FLOOR_CONSTANT / math.sqrt(DISTANCE_DRAWS)
 
 
 # ----------------------------------------------------------------------- helpers
-def task_of(model, reference: Reference, extensions=()) -> Task:
-    return Task(
-        name="synthetic",
-        label="synthetic",
-        version="0",
-        tags=frozenset(),
-        model=model,
-        data={},
-        reference=reference,
-        simulate=lambda key: ({}, {}),
-        extensions=extensions,
-    )
-
-
 def gaussian_task(mean, cov) -> Task:
     mean, cov = jnp.asarray(mean, jnp.float32), jnp.asarray(cov, jnp.float32)
 

@@ -27,7 +27,7 @@ from vibench.logdensity import derive_logdensity
 from vibench.metrics import DISTANCE_DRAWS, METRIC_DRAWS, Estimate, Evaluation, evaluate
 from vibench.metrics.estimates import draw_moments, rms_with_se
 from vibench.metrics.importance import log_px_is
-from synthetic import draws, fullrank, meanfield
+from synthetic import draws, fullrank, meanfield, task_of
 
 LOG_Z = -3.7
 MEAN = np.array([0.5, -1.0, 2.0])
@@ -45,16 +45,7 @@ def gaussian_task(mean=MEAN, cov=COV, log_z=LOG_Z, reference: Reference | None =
 
     if reference is None:
         reference = gaussian_reference(jnp.asarray(mean), jnp.asarray(cov), log_z, "closed form")
-    return Task(
-        name="synthetic",
-        label="synthetic",
-        version="0",
-        tags=frozenset(),
-        model=model,
-        data={},
-        reference=reference,
-        simulate=lambda key: ({}, {}),
-    )
+    return task_of(model, reference)
 
 
 def run(task: Task, approx: Approximation, seed: int = 0, n_draws: int = METRIC_DRAWS):
