@@ -130,7 +130,7 @@ def run_chains(
         params={"draws": draws, "num_valid": num_valid},
         trace=jnp.where(ran, jnp.mean(log_joint, axis=1), jnp.nan),
         grad_evals=spent,
-        family=Draws(independent=False),
+        family=Draws(kind="mcmc"),
         objective="log_joint",
         steps=jnp.sum(ran),
         diagnostics={

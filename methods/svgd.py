@@ -22,7 +22,8 @@ stiffest direction bounds it), so the scale-free Adam stays the default.
 The particles are the approximation (no density). They are neither independent
 nor a Markov chain: interacting, deterministic given their start, and biased at
 finite n (e.g. the variance collapses in high dimension; Ba et al. 2022), so no
-Monte Carlo standard error describes their error. The trace is the kernelized Stein
+Monte Carlo standard error describes their error: they are ``Draws(kind="particles")``,
+whose moments and mode masses are q's own and carry standard error 0. The trace is the kernelized Stein
 discrepancy of the particles, sqrt of the V-statistic (1/n²) Σᵢⱼ u(zᵢ, zⱼ) with the
 step's kernel, which equals ‖φ‖ in the RKHS (objective ``ksd``; zero at a fixed
 point). Each step evaluates one gradient per particle.
@@ -102,7 +103,7 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
         params={"draws": particles[None]},
         trace=trace,
         grad_evals=jnp.asarray(config.steps * config.num_particles),
-        family=Draws(independent=False),
+        family=Draws(kind="particles"),
         objective="ksd",
         diagnostics={"bandwidth": bandwidths[-1]},
     )

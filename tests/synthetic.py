@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from vibench.core import Approximation, Reference, Task
-from vibench.families import Draws, FullRank, MeanField
+from vibench.families import DrawKind, Draws, FullRank, MeanField
 
 
 def meanfield(loc, scale) -> Approximation:
@@ -26,10 +26,8 @@ def fullrank(loc, cov) -> Approximation:
     return Approximation(params, jnp.zeros(1), jnp.asarray(0), FullRank())
 
 
-def draws(values, independent: bool) -> Approximation:
-    return Approximation(
-        {"draws": jnp.asarray(values)}, jnp.zeros(1), jnp.asarray(0), Draws(independent)
-    )
+def draws(values, kind: DrawKind) -> Approximation:
+    return Approximation({"draws": jnp.asarray(values)}, jnp.zeros(1), jnp.asarray(0), Draws(kind))
 
 
 def task_of(model, reference: Reference, extensions=()) -> Task:

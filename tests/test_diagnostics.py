@@ -351,7 +351,7 @@ def test_mcmc_draws_are_subsampled_to_the_common_size():
         .normal(mean, np.sqrt(np.diag(cov)), (4, 1000, 5))
         .astype(np.float32)
     )
-    ev = evaluation(gaussian_task(mean, cov), draws(values, independent=False))
+    ev = evaluation(gaussian_task(mean, cov), draws(values, kind="mcmc"))
     x, y = ev.distance_samples
     assert x.shape == y.shape == (DISTANCE_DRAWS, 5)
     assert np.unique(x, axis=0).shape[0] == DISTANCE_DRAWS  # without replacement
@@ -388,7 +388,7 @@ def mode_draws(counts, seed: int = 0) -> Approximation:
     values = np.concatenate(
         [c + 0.5 * rng.standard_normal((k, 2)) for c, k in zip(CENTERS, counts)]
     )
-    return draws(rng.permutation(values)[None].astype(np.float32), independent=True)
+    return draws(rng.permutation(values)[None].astype(np.float32), kind="iid")
 
 
 def test_mode_metrics_of_draws_from_one_mode():

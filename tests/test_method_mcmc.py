@@ -39,7 +39,7 @@ def valid_draws(approx) -> np.ndarray:
 
 
 def assert_moments_match(task, draws: np.ndarray) -> None:
-    mean, sd, mean_se, sd_se = draw_moments(draws, independent=False)
+    mean, sd, mean_se, sd_se = draw_moments(draws, kind="mcmc")
     ref = task.reference
     assert np.all(np.abs(mean - np.asarray(ref.mean)) <= Z * mean_se)
     assert np.all(np.abs(sd - np.asarray(ref.std)) <= Z * sd_se)

@@ -79,7 +79,7 @@ def test_nuts_moments_agree_with_exact(registry, task_spec):
     assert draws.shape[:2] == (4, 500)
     from vibench.metrics import draw_moments
 
-    mean, sd, mean_se, sd_se = draw_moments(draws, independent=False)
+    mean, sd, mean_se, sd_se = draw_moments(draws, kind="mcmc")
     ref_mean = np.asarray(task.reference.mean)
     ref_sd = np.asarray(task.reference.std)
     assert np.all(np.abs(mean - ref_mean) <= Z * mean_se)

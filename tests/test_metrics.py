@@ -163,13 +163,22 @@ def test_draw_moments_sd_error_holds_beyond_normal_draws():
     rng = np.random.default_rng(3)
     sds, ses = [], []
     for _ in range(300):
-        _, sd, _, sd_se = draw_moments(rng.laplace(size=(1, 2000, 20)), independent=True)
+        _, sd, _, sd_se = draw_moments(rng.laplace(size=(1, 2000, 20)), kind="iid")
         sds.append(sd)
         ses.append(sd_se)
     ratio = np.mean(ses, axis=0) / np.std(sds, axis=0, ddof=1)
     assert np.mean(ratio) == pytest.approx(1.0, abs=0.04)
     normal_theory = np.sqrt(2.0) / np.sqrt(2 * 1999)
     assert np.mean(ses) / normal_theory == pytest.approx(math.sqrt(2.5), rel=0.05)
+
+
+def test_a_particle_sets_moments_are_its_own_and_exact():
+    # The particles are q: their mean and (population) sd are q's, with no error to estimate.
+    particles = np.random.default_rng(3).standard_normal((1, 7, 3))
+    mean, sd, mean_se, sd_se = draw_moments(particles, kind="particles")
+    np.testing.assert_allclose(mean, particles[0].mean(axis=0))
+    np.testing.assert_allclose(sd, particles[0].std(axis=0, ddof=0))
+    assert np.all(mean_se == 0) and np.all(sd_se == 0)
 
 
 def test_draw_moments_use_the_chains_effective_sample_size():
@@ -180,7 +189,7 @@ def test_draw_moments_use_the_chains_effective_sample_size():
     phi, chains, n, dim = 0.9, 4, 5000, 50
     rng = np.random.default_rng(11)
     z = lfilter([1.0], [1.0, -phi], rng.standard_normal((chains, n + 1000, dim)), axis=1)[:, 1000:]
-    _, _, mean_se, sd_se = draw_moments(z, independent=False)
+    _, _, mean_se, sd_se = draw_moments(z, kind="mcmc")
     total, var = chains * n, 1 / (1 - phi**2)
     mean_theory = math.sqrt(var * (1 + phi) / ((1 - phi) * total))
     sd_theory = math.sqrt(var * (1 + phi**2) / (2 * total * (1 - phi**2)))
@@ -198,7 +207,7 @@ def exact_draws(chains: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_draws_without_density_get_only_draw_based_metrics():
-    results = run(gaussian_task(), draws(exact_draws(4, 500), independent=False))
+    results = run(gaussian_task(), draws(exact_draws(4, 500), kind="mcmc"))
     assert set(results) == {"log_px", "mean_error", "std_error", "w1_mean", "w1_sliced", "mmd"}
 
 
@@ -217,7 +226,7 @@ def test_no_distances_without_reference_draws_or_without_enough_draws():
         "mean_error",
         "psis_mean_error",
     } <= set(results)
-    too_few = run(task, draws(exact_draws(2, DISTANCE_DRAWS // 2 - 1), independent=False))
+    too_few = run(task, draws(exact_draws(2, DISTANCE_DRAWS // 2 - 1), kind="mcmc"))
     assert not {"w1_mean", "w1_sliced", "mmd"} & set(too_few)
 
 

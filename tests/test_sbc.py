@@ -273,7 +273,7 @@ def test_mcmc_draws_are_thinned_to_nearly_independent_ones(registry):
     def fit(task, logdensity, data, key, config):
         mean, cov = conjugate.posterior(data)
         draws = ar1_chains(key, mean, jnp.linalg.cholesky(cov), 0.9, 2, 2000)
-        return Approximation({"draws": draws}, jnp.zeros(1), jnp.asarray(0), Draws(independent=False))
+        return Approximation({"draws": draws}, jnp.zeros(1), jnp.asarray(0), Draws(kind="mcmc"))
 
     outcome = run_sbc(task, choice_of("ar1", fit), replicates=50, draws=49)
     assert outcome.run["status"] == "ok" and not outcome.rejected, outcome.tests
@@ -292,7 +292,7 @@ def test_failed_and_non_finite_runs_are_results(registry):
 
     def random_walk(task, logdensity, data, key, config):
         draws = jnp.cumsum(jax.random.normal(key, (2, 300, logdensity.dim)), axis=1)
-        return Approximation({"draws": draws}, jnp.zeros(1), jnp.asarray(0), Draws(independent=False))
+        return Approximation({"draws": draws}, jnp.zeros(1), jnp.asarray(0), Draws(kind="mcmc"))
 
     def nan_fit(task, logdensity, data, key, config):
         params = {"loc": jnp.full(logdensity.dim, jnp.nan), "log_scale": jnp.zeros(logdensity.dim)}

@@ -17,6 +17,7 @@ only (sticking the landing, Roeder et al. 2017).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -151,15 +152,21 @@ class LowRank:
         return z, self.log_prob(jax.lax.stop_gradient(params) if stick else params, z)
 
 
+DrawKind = Literal["iid", "mcmc", "particles"]
+
+
 @dataclass(frozen=True)
 class Draws:
     """Empirical draws ``params["draws"]`` of shape (chains, n, dim); no density.
 
-    ``independent`` is true for exact i.i.d. samplers; MCMC draws are autocorrelated,
-    and their effective sample size must be estimated.
+    ``kind`` says what the draws are, which decides their error: ``iid`` (an exact
+    sampler: independent), ``mcmc`` (autocorrelated chains: their effective sample
+    size must be estimated) or ``particles`` (the particle set *is* the approximation,
+    as in SVGD: its moments are exact properties of q, so they carry no Monte Carlo
+    error, only bias against the posterior).
     """
 
-    independent: bool = False
+    kind: DrawKind = "mcmc"
     name: str = "draws"
     has_density: bool = False
 

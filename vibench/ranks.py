@@ -1,8 +1,10 @@
 """SBC ranks: posterior draws for a batch of replicates, and the rank of each true
 parameter value among them (Talts et al. 2018, Algorithm 1).
 
-A density family gives L independent draws from q; MCMC draws are thinned by their
-effective sample size to L nearly independent ones first, since autocorrelated draws
+A density family gives L independent draws from q; i.i.d. draws and particle sets
+give L of their draws without replacement (a particle set is q itself); MCMC draws
+are thinned by their effective sample size to L nearly independent ones first, since
+autocorrelated draws
 make even an exact sampler's ranks non-uniform. Ranks are taken on the model's
 constrained sites (``logdensity.constrain``), per scalar parameter.
 """
@@ -94,7 +96,7 @@ def _sample_batch(approx: Approximation, keys: jax.Array, n: int) -> jax.Array:
 def posterior_draws(approx: Approximation, keys, n_draws: int, rng) -> jax.Array:
     """(C, L, dim) draws from a batch of C approximations."""
     family = approx.family
-    if family.has_density or getattr(family, "independent", False):
+    if family.has_density or family.kind != "mcmc":
         return _sample_batch(approx, keys, n_draws)
     batch = approx.params["draws"].shape[0]
     replicates = (

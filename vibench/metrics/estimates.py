@@ -1,7 +1,8 @@
 """Estimates with standard errors, and the Monte Carlo errors of means over draws.
 
 Draws come as arrays of shape (chains, n, k): one chain of independent draws from a
-density, or several (autocorrelated) MCMC chains.
+density, several (autocorrelated) MCMC chains, or a particle set (one "chain" whose
+members are the approximation itself: see :class:`vibench.families.Draws`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from vibench.families import DrawKind
 
 with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
     warnings.simplefilter("ignore", FutureWarning)
@@ -28,16 +31,19 @@ class Estimate:
     stderr: float = 0.0
 
 
-def mean_with_se(series: np.ndarray, independent: bool) -> tuple[np.ndarray, np.ndarray]:
+def mean_with_se(series: np.ndarray, kind: DrawKind) -> tuple[np.ndarray, np.ndarray]:
     """Mean over draws of ``series`` (chains, n, k), per column, and its standard error.
 
     The standard error is sd / sqrt(ESS): ESS is the number of draws when they are
-    independent, else ArviZ's ESS for the mean (split chains, not rank-normalized;
-    Vehtari et al. 2021), the one ``az.mcse(method="mean")`` uses.
+    independent (``iid``), ArviZ's ESS for the mean (split chains, not rank-normalized;
+    Vehtari et al. 2021), the one ``az.mcse(method="mean")`` uses, for ``mcmc``; and 0
+    for ``particles``, whose mean is the approximation's own, not an estimate of it.
     """
     flat = series.reshape(-1, series.shape[-1])
     mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
-    if independent:
+    if kind == "particles":
+        return mean, np.zeros_like(mean)
+    if kind == "iid":
         ess = np.full(mean.shape, float(flat.shape[0]))
     else:
         ess = az.ess(az.convert_to_dataset({"x": series}), method="mean")["x"].values
@@ -45,19 +51,20 @@ def mean_with_se(series: np.ndarray, independent: bool) -> tuple[np.ndarray, np.
 
 
 def draw_moments(
-    draws: np.ndarray, independent: bool
+    draws: np.ndarray, kind: DrawKind
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, sd and their standard errors per dimension from draws (chains, n, dim).
 
     The sd's error comes from that of the variance, the mean of the squared deviations:
     se(sd) = se(var) / (2 sd), with the ESS of the squared deviations, as in
     ``az.mcse(method="sd")``. It holds for any distribution with a finite fourth
-    moment, not only a normal one (whose se(sd) would be sd / sqrt(2(n − 1))).
+    moment, not only a normal one (whose se(sd) would be sd / sqrt(2(n − 1))). A
+    particle set's sd is its own (no n − 1 correction: it estimates nothing).
     """
-    mean, mean_se = mean_with_se(draws, independent)
-    var, var_se = mean_with_se((draws - mean) ** 2, independent)
+    mean, mean_se = mean_with_se(draws, kind)
+    var, var_se = mean_with_se((draws - mean) ** 2, kind)
     n = draws.shape[0] * draws.shape[1]
-    sd = np.sqrt(var * n / (n - 1))
+    sd = np.sqrt(var if kind == "particles" else var * n / (n - 1))
     sd_se = np.divide(var_se, 2 * sd, out=np.zeros_like(sd), where=sd > 0)
     return mean, sd, mean_se, sd_se
 

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from vibench.core import Approximation, Family, LogDensity, LogJointFn, Task
+from vibench.families import DrawKind
 from vibench.metrics.estimates import draw_moments
 from vibench.metrics.importance import PSIS, pareto_smooth
 
@@ -36,10 +37,11 @@ def _compiled_q_sample(family: Family, logp: LogJointFn, n: int):
 
 
 class DrawSet(NamedTuple):
-    """An approximation's draws, shape (chains, n, dim), and whether they are independent."""
+    """An approximation's draws, shape (chains, n, dim), and what they are (iid, MCMC
+    or particles: :class:`vibench.families.Draws`)."""
 
     values: np.ndarray
-    independent: bool
+    kind: DrawKind
 
 
 class Evaluation:
@@ -85,9 +87,9 @@ class Evaluation:
     @cached_property
     def draws(self) -> DrawSet:
         if self.approx.has_density:
-            return DrawSet(self._q_sample[0][None], True)
+            return DrawSet(self._q_sample[0][None], "iid")
         values = np.asarray(self.approx.family.valid_draws(self.approx.params), np.float64)
-        return DrawSet(values, getattr(self.approx.family, "independent", True))
+        return DrawSet(values, self.approx.family.kind)
 
     @cached_property
     def moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

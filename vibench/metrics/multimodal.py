@@ -4,7 +4,8 @@ Each draw of the approximation is assigned to a mode (``Modes.assign``), or to n
 when it lies outside every mode; p̂_m is the fraction of draws in mode m, p̂_off the
 fraction in none, and w_m the mode's exact mass. Standard errors come
 from the draws' count variation: the binomial sd of p̂_m, sqrt(p̂(1 − p̂)/ESS), with
-ESS = n for independent draws and ArviZ's ESS of the mode indicators for MCMC.
+ESS = n for independent draws and ArviZ's ESS of the mode indicators for MCMC; a
+particle set's masses are q's own, exact (standard error 0).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _mode_masses(ev: Evaluation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     indices = _mode_indices(ev, modes)
     weights = np.asarray(modes.weights, np.float64)
     indicators = (indices[..., None] == np.arange(weights.size)).astype(np.float64)
-    mass, mass_se = mean_with_se(indicators, ev.draws.independent)
+    mass, mass_se = mean_with_se(indicators, ev.draws.kind)
     return indices, mass, mass_se, weights
 
 
@@ -72,5 +73,5 @@ def mode_mass_error(ev: Evaluation) -> Estimate:
     off_mode = 1.0 - mass.sum()
     slope = np.append(0.5 * np.sign(mass - weights), 0.5)  # the last entry: off-mode draws
     per_draw = slope[np.where(indices == OFF_MODE, weights.size, indices)]
-    _, se = mean_with_se(per_draw[..., None], ev.draws.independent)
+    _, se = mean_with_se(per_draw[..., None], ev.draws.kind)
     return Estimate(float(0.5 * (np.sum(np.abs(mass - weights)) + off_mode)), float(se[0]))
