@@ -103,6 +103,7 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
         objective="log_joint",
         steps=steps,
         converged=path.converged,
+        out_of_budget=path.out_of_budget,
         diagnostics={
             "hessian_pd": positive_definite.astype(jnp.float32),
             "grad_norm": jnp.linalg.norm(jnp.where(improved, newton_grad, grad)),

@@ -133,6 +133,7 @@ def run_chains(
         family=Draws(kind="mcmc"),
         objective="log_joint",
         steps=jnp.sum(ran),
+        out_of_budget=~ran[-1],
         diagnostics={
             **worst_case(draws, num_valid),
             "divergences": jnp.sum(diverging[config.num_warmup :] & after_warmup),

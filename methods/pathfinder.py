@@ -151,6 +151,7 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
         family=FullRank(),
         steps=points,
         converged=path.converged,
+        out_of_budget=path.out_of_budget,
         diagnostics={
             "logp_evals": points * config.num_elbo_draws,
             "best_iteration": best,

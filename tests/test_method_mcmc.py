@@ -155,6 +155,7 @@ def test_nuts_stops_within_its_budget(registry):
     num_valid = int(approx.params["num_valid"])
     assert 0 < num_valid < config.num_samples
     assert int(approx.steps) == config.num_warmup + num_valid
+    assert approx.stop_reason == "budget"
     draws = np.asarray(approx.params["draws"])
     assert np.all(np.isfinite(draws[:, :num_valid])) and np.all(np.isnan(draws[:, num_valid:]))
     trace = np.asarray(approx.trace)
@@ -169,6 +170,7 @@ def test_nuts_stops_within_its_budget(registry):
 def test_samplers_match_gaussian_posteriors(registry, task_spec, method_spec):
     task, _, approx = fit(registry, task_spec, method_spec)
     assert int(approx.params["num_valid"]) == NUTSConfig().num_samples
+    assert approx.stop_reason == "max_steps"
     assert_moments_match(task, valid_draws(approx))
     assert_converged(approx)
     assert int(approx.diagnostics["divergences"]) == 0

@@ -101,4 +101,5 @@ def test_budget_caps_lbfgs(registry):
     assert budget(CONFIG, cap).max_grad_evals == cap
     _, _, approx = fit(registry, "gaussian", f"pathfinder[max_grad_evals={cap}]")
     assert int(approx.grad_evals) <= cap
+    assert approx.stop_reason == "budget"
     assert np.all(np.isfinite(np.asarray(jax.tree_util.tree_leaves(approx.params)[0])))

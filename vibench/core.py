@@ -192,6 +192,8 @@ class Approximation:
     ``grad_evals`` counts gradient evaluations of the log joint. A method that
     stops on a convergence test returns ``steps`` (steps taken; ``trace`` is
     NaN-padded past it) and ``converged``; otherwise every step of ``trace`` ran.
+    A method whose cap on gradient evaluations can end it early (``--budget``)
+    returns ``out_of_budget``, true when the cap did.
     ``diagnostics`` holds method-specific scalars the harness records as metrics
     (e.g. ``grad_variance``). A pytree, so a vmapped fit returns a batch of approximations.
     """
@@ -203,6 +205,7 @@ class Approximation:
     objective: str = field(default="elbo", metadata=dict(static=True))
     steps: Array | None = None
     converged: Array | None = None
+    out_of_budget: Array | None = None
     diagnostics: dict[str, Array] = field(default_factory=dict)
 
     @property
@@ -211,8 +214,13 @@ class Approximation:
 
     @property
     def stop_reason(self) -> str:
-        """``converged`` (the method's own test passed) or ``max_steps``."""
-        return "converged" if self.converged is not None and bool(self.converged) else "max_steps"
+        """``converged`` (the method's own test passed), ``budget`` (its cap on gradient
+        evaluations ended it early) or ``max_steps``."""
+        if self.converged is not None and bool(self.converged):
+            return "converged"
+        if self.out_of_budget is not None and bool(self.out_of_budget):
+            return "budget"
+        return "max_steps"
 
     def ran_trace(self) -> Array:
         """The objective over the steps that ran."""

@@ -13,7 +13,7 @@ after an iteration whose decrease of the objective is at most ``ftol`` · max(|f
 otherwise after ``maxiter`` iterations. With ``max_evals`` it also stops,
 unconverged, before an iteration whose line search could overrun that many gradient
 evaluations in all (each iteration tries at most ``max_linesearch`` points), so the
-count never exceeds it. A step to a non-finite value is rejected and stops the run,
+count never exceeds it; ``out_of_budget`` says so. A step to a non-finite value is rejected and stops the run,
 unconverged. Shapes are static: the path has ``maxiter + 1`` rows, the start first,
 and rows past the last iteration repeat the last point.
 """
@@ -34,14 +34,15 @@ MAX_LINESEARCH = 20
 
 class LBFGSPath(NamedTuple):
     """Iterates ``x`` (maxiter + 1, dim), objective ``value`` and ``grad`` at each;
-    ``iterations`` run, whether the run ``converged`` (gtol or ftol) and its
-    ``grad_evals``."""
+    ``iterations`` run, whether the run ``converged`` (gtol or ftol), whether
+    ``max_evals`` ended it (``out_of_budget``) and its ``grad_evals``."""
 
     x: Array
     value: Array
     grad: Array
     iterations: Array
     converged: Array
+    out_of_budget: Array
     grad_evals: Array
 
 
@@ -78,9 +79,11 @@ def minimize(
         grad=jnp.broadcast_to(grad, (rows,) + grad.shape),
         iterations=jnp.asarray(0),
         converged=jnp.linalg.norm(grad) <= gtol,
+        out_of_budget=jnp.asarray(False),
         grad_evals=jnp.asarray(1),
     )
     budget_left = max_evals <= 0 or max_evals >= 1 + max_linesearch
+    path = path._replace(out_of_budget=~path.converged & (maxiter > 0) & (not budget_left))
 
     def iterate(state: _State) -> _State:
         path, i = state.path, state.path.iterations
@@ -93,9 +96,8 @@ def minimize(
         converged = finite & (
             (jnp.linalg.norm(new_grad) <= gtol) | (value - new_value <= ftol * scale)
         )
-        running = finite & ~converged & (i + 1 < maxiter)
-        if max_evals > 0:
-            running = running & (evals + max_linesearch <= max_evals)
+        going_on = finite & ~converged & (i + 1 < maxiter)
+        affordable = evals + max_linesearch <= max_evals if max_evals > 0 else jnp.asarray(True)
         # A rejected (non-finite) step is not recorded: the path ends at the last good point.
         rest = jnp.arange(rows) > i
         path = LBFGSPath(
@@ -104,9 +106,10 @@ def minimize(
             grad=jnp.where(finite & rest[:, None], new_grad, path.grad),
             iterations=i + finite,
             converged=converged,
+            out_of_budget=going_on & ~affordable,
             grad_evals=evals,
         )
-        return _State(path, opt_state, running)
+        return _State(path, opt_state, going_on & affordable)
 
     start = _State(path, solver.init(x0), budget_left & ~path.converged & (maxiter > 0))
     return jax.lax.while_loop(lambda state: state.running, iterate, start).path
