@@ -99,7 +99,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config, grad_evals: int):
+def budget(config, grad_evals: int, task: Task):
     """Steps that spend ``grad_evals`` at ``num_samples`` gradients per step (any config
     with ``steps`` and ``num_samples``, e.g. the flow's)."""
     return replace(config, steps=max(1, grad_evals // config.num_samples))

@@ -169,7 +169,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: BBVIConfig, grad_evals: int) -> BBVIConfig:
+def budget(config: BBVIConfig, grad_evals: int, task: Task) -> BBVIConfig:
     """Steps spending at most ``grad_evals`` log-joint evaluations (one evaluation = one unit)."""
     return replace(config, steps=max(1, grad_evals // config.num_samples))
 

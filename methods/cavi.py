@@ -81,7 +81,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: CAVIConfig, grad_evals: int) -> CAVIConfig:
+def budget(config: CAVIConfig, grad_evals: int, task: Task) -> CAVIConfig:
     """Closed-form updates use no gradients: the budget does not bind."""
     return config
 

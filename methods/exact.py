@@ -50,7 +50,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: ExactConfig, grad_evals: int) -> ExactConfig:
+def budget(config: ExactConfig, grad_evals: int, task: Task) -> ExactConfig:
     """The closed form uses no gradients: the budget does not bind."""
     return config
 

@@ -104,7 +104,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: IWAEConfig, grad_evals: int) -> IWAEConfig:
+def budget(config: IWAEConfig, grad_evals: int, task: Task) -> IWAEConfig:
     return replace(config, steps=max(1, grad_evals // (config.k * config.num_estimates)))
 
 

@@ -115,7 +115,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: LaplaceConfig, grad_evals: int) -> LaplaceConfig:
+def budget(config: LaplaceConfig, grad_evals: int, task: Task) -> LaplaceConfig:
     """Caps L-BFGS and the Hessian together (the fit raises if the Hessian alone overruns)."""
     return replace(config, max_grad_evals=grad_evals)
 

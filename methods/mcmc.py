@@ -166,7 +166,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget_nuts(config: NUTSConfig, grad_evals: int) -> NUTSConfig:
+def budget_nuts(config: NUTSConfig, grad_evals: int, task: Task) -> NUTSConfig:
     """Caps the run at ``grad_evals``; the iterations stay as configured (an upper bound)."""
     needed = config.num_chains + nuts_iteration_cost(config)
     if grad_evals < needed:
@@ -177,7 +177,7 @@ def budget_nuts(config: NUTSConfig, grad_evals: int) -> NUTSConfig:
     return replace(config, max_grad_evals=grad_evals)
 
 
-def budget_hmc(config: HMCConfig, grad_evals: int) -> HMCConfig:
+def budget_hmc(config: HMCConfig, grad_evals: int, task: Task) -> HMCConfig:
     """The most iterations that fit, split between warm-up and sampling as configured."""
     iterations = (grad_evals // config.num_chains - 1) // config.num_steps
     warmup = iterations * config.num_warmup // (config.num_warmup + config.num_samples)

@@ -163,7 +163,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: PathfinderConfig, grad_evals: int) -> PathfinderConfig:
+def budget(config: PathfinderConfig, grad_evals: int, task: Task) -> PathfinderConfig:
     return replace(config, max_grad_evals=grad_evals)
 
 

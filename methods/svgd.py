@@ -113,7 +113,7 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: SVGDConfig, grad_evals: int) -> SVGDConfig:
+def budget(config: SVGDConfig, grad_evals: int, task: Task) -> SVGDConfig:
     steps = grad_evals // config.num_particles
     if steps < 1:
         raise ValueError(

@@ -223,12 +223,12 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: SVIConfig, grad_evals: int) -> SVIConfig:
-    """Steps that touch at most ``grad_evals`` full passes' worth of likelihood terms.
-
-    The data size N is a task's, not the config's: the budget assumes the worst case
-    of a step touching a full data pass (|S| = N), so it never overspends."""
-    return replace(config, steps=max(1, grad_evals // minibatches_per_step(config)))
+def budget(config: SVIConfig, grad_evals: int, task: Task) -> SVIConfig:
+    """Steps that touch at most ``grad_evals`` full passes' worth of likelihood terms of
+    ``task``'s N data points: ``minibatches_per_step`` · |S| / N passes per step."""
+    size = task.extension(Subsample).size
+    steps = grad_evals * size // (minibatches_per_step(config) * config.batch_size)
+    return replace(config, steps=max(1, steps))
 
 
 svi = Method(

@@ -40,7 +40,7 @@ def test_method_runs_on_supported_task(task_name, method_name):
     if method_name in SHORT_CHAINS:
         choice = REGISTRY.method(SHORT_CHAINS[method_name])
     else:
-        choice = REGISTRY.method(method_name).with_budget(BUDGET)
+        choice = REGISTRY.method(method_name).with_budget(BUDGET, task)
     (outcome,) = run_pair(task, choice, [0], jax.devices("cpu")[0], n_draws=512)
     rows = {row["metric"]: row for row in outcome.rows}
     statuses = {row["status"] for row in outcome.rows}

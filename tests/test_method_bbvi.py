@@ -119,7 +119,7 @@ def test_cost_is_counted_in_log_joint_evaluations(fitted):
     approx = fitted[2]
     assert int(approx.grad_evals) == 0
     assert int(approx.diagnostics["logp_evals"]) == config.steps * config.num_samples
-    assert bbvi.budget(config, 16000).steps == 16000 // config.num_samples
+    assert bbvi.budget(config, 16000, fitted[0]).steps == 16000 // config.num_samples
 
 
 def test_control_variate_needs_two_draws(linreg):

@@ -168,6 +168,6 @@ def test_dreg_beats_standard_gradient_at_equal_budget(registry, dreg_fit):
 
 def test_budget_counts_k_and_estimates(registry):
     choice = registry.method("iwae[k=16,num_estimates=2]")
-    config = choice.method.budget(choice.config, 32_000)
+    config = choice.method.budget(choice.config, 32_000, registry.task("gaussian"))
     assert config.steps == 1000
     assert config.steps * config.k * config.num_estimates <= 32_000

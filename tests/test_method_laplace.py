@@ -105,6 +105,6 @@ def test_budget_caps_optimization_and_hessian(registry, cap, stop_reason):
     task, ld, approx = fit(registry, "ppca", f"laplace[max_grad_evals={cap}]")
     assert int(approx.grad_evals) <= cap
     assert approx.stop_reason == stop_reason
-    assert budget(LaplaceConfig(), cap).max_grad_evals == cap
+    assert budget(LaplaceConfig(), cap, task).max_grad_evals == cap
     with pytest.raises(ValueError, match="cannot pay for the Hessian"):
         laplace_fit(task, ld, task.data, jax.random.key(0), LaplaceConfig(max_grad_evals=ld.dim))

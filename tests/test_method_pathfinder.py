@@ -98,7 +98,7 @@ def test_normals_step_towards_the_mode(registry):
 
 def test_budget_caps_lbfgs(registry):
     cap = 25
-    assert budget(CONFIG, cap).max_grad_evals == cap
+    assert budget(CONFIG, cap, registry.task("gaussian")).max_grad_evals == cap
     _, _, approx = fit(registry, "gaussian", f"pathfinder[max_grad_evals={cap}]")
     assert int(approx.grad_evals) <= cap
     assert approx.stop_reason == "budget"

@@ -75,11 +75,11 @@ def test_covers_more_modes_than_meanfield_advi(registry):
     assert modes_covered(registry, "svgd", 4).mean() > modes_covered(registry, "advi", 4).mean()
 
 
-def test_budget():
-    config = SVGDConfig()
-    assert budget(config, 12_345).steps == 12_345 // config.num_particles
+def test_budget(registry):
+    config, task = SVGDConfig(), registry.task("gaussian")
+    assert budget(config, 12_345, task).steps == 12_345 // config.num_particles
     with pytest.raises(ValueError, match="less than one step"):
-        budget(config, config.num_particles - 1)
+        budget(config, config.num_particles - 1, task)
 
 
 @pytest.mark.slow

@@ -247,7 +247,13 @@ def test_natural_mode_needs_conjugate_structure(registry):
         choice.method.fit(plain, logdensity_of(task), task.data, jax.random.key(0), choice.config)
 
 
-def test_budget_counts_full_data_passes():
-    config = svi.budget(svi.Config(), 16000)
-    assert config.steps == 2000  # 8 draws per step, each at most one full pass
-    assert svi.budget(svi.Config(mode="natural"), 500).steps == 500
+def test_budget_counts_full_data_passes(registry):
+    # linreg has N = 50 points; a reparam step draws 8 minibatches of |S| = 10, 8/5 of a
+    # pass; a natural step one minibatch, 1/5 of a pass.
+    task = registry.task("linreg")
+    assert task.extension(Subsample).size == 50
+    config = svi.budget(svi.Config(), 16000, task)
+    assert config.steps == 10000
+    assert svi.budget(svi.Config(mode="natural"), 500, task).steps == 2500
+    _, _, approx = fit(registry, "linreg", "svi[mode=natural]")
+    assert float(approx.grad_evals) == svi.Config().steps / 5

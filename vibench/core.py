@@ -73,11 +73,11 @@ class SupportsFn(Protocol):
 
 
 class BudgetFn(Protocol[C]):
-    """``budget(config, grad_evals) -> config`` spending at most ``grad_evals`` gradient
-    evaluations of the log joint (the method's own cost model; the harness records the
-    evaluations actually spent)."""
+    """``budget(config, grad_evals, task) -> config`` spending at most ``grad_evals``
+    gradient evaluations of the log joint on ``task`` (the method's own cost model; the
+    harness records the evaluations actually spent)."""
 
-    def __call__(self, config: C, grad_evals: int) -> C: ...
+    def __call__(self, config: C, grad_evals: int, task: Task) -> C: ...
 
 
 class BuildFn(Protocol[C]):

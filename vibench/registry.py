@@ -35,12 +35,13 @@ class MethodChoice:
     config: Any
     label: str
 
-    def with_budget(self, grad_evals: int) -> MethodChoice:
-        """The same method configured to spend at most ``grad_evals`` gradient evaluations."""
+    def with_budget(self, grad_evals: int, task: Task) -> MethodChoice:
+        """The same method configured to spend at most ``grad_evals`` gradient
+        evaluations on ``task``."""
         if self.method.budget is None:
             raise SpecError(f"method {self.method.name} cannot run under a gradient budget")
         try:
-            config = self.method.budget(self.config, grad_evals)
+            config = self.method.budget(self.config, grad_evals, task)
         except ValueError as err:
             raise SpecError(str(err)) from None
         return MethodChoice(self.method, config, canonical_label(self.method.name, config))
