@@ -10,7 +10,7 @@ import pytest
 from vibench.cli import main
 
 REQUIRED = {"task", "method", "label", "seed", "metric", "value", "stderr", "status",
-            "config", "schema_version", "versions", "device", "git_commit", "timestamp"}
+            "config", "schema_version", "kind", "versions", "device", "git_commit", "timestamp"}
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,8 @@ def test_run_writes_then_appends(tmp_path, capsys):
     assert REQUIRED <= set(first.columns)
     assert set(first["label"]) == {"advi[steps=50]", "cavi"}
     assert (first["status"] == "ok").all() and (first["device"] == "cpu:cpu").all()
+    assert (first["kind"] == "run").all()
+    assert not (out / "_draws").exists() and not (out / "_reference").exists()  # linreg has 6 dimensions
     assert main([*argv, "--seeds", "2"]) == 0
     both = pd.read_parquet(out)
     assert len(both) > len(first) and set(both["seed"]) == {0, 1}

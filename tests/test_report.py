@@ -1,13 +1,16 @@
-"""The HTML report, rendered from real results of several tasks and methods, a failed
-and a NaN run whose label and error carry markup, and an SBC run."""
+"""The HTML report, rendered from real results of several tasks and methods (one of
+them 2-d, whose draws are plotted), a failed and a NaN run whose label and error carry
+markup, an SBC run, and a failed SBC run of the failing method."""
 
 from __future__ import annotations
 
 import base64
 import html
 import importlib.metadata
+import io
 import math
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,13 +19,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from matplotlib import image as mpimg
 
 from vibench.cli import main
 from vibench.report.build import build_report, page_name
-from vibench.report.figures import pareto_front
+from vibench.report.figures import DPI, DRAWS_PANEL, DrawPanel, draws_figure, draws_limits, pareto_front
 from vibench.report.summary import cells, load_results
 from vibench.report.tables import plain, split_number
-from vibench.store import METRICS_SCHEMA
+from vibench.store import DRAWS_STORED, METRICS_SCHEMA, read_draws, read_reference_draws
 
 MARKUP = "<script>alert(1)</script>"
 BROKEN_METHOD = '''
@@ -69,7 +73,8 @@ NAN = "boom[nan=true]"
 def report_results(base: Path) -> Path:
     """Real results (made once per session under ``base``): two tasks × two ADVI variants
     and NUTS on linreg, two seeds each; a failing and a NaN run of a plug-in method on
-    linreg; an SBC run."""
+    linreg; an SBC run, and a failing SBC run of the failing method (same task, label
+    and seed as its failed benchmark run)."""
     out = base / "report-results"
     done = out / "_complete"
     if done.exists():
@@ -86,6 +91,8 @@ def report_results(base: Path) -> Path:
                  "--plugins", str(plugins), *common]) == 0
     assert main(["sbc", "--task", "linreg", "--method", "exact", "--replicates", "20", "--draws", "9",
                  "--out", str(out)]) == 0
+    assert main(["sbc", "--task", "linreg", "--method", FAILING, "--replicates", "10", "--draws", "9",
+                 "--plugins", str(plugins), "--out", str(out)]) == 1
     done.touch()
     return out
 
@@ -233,7 +240,66 @@ def test_task_pages_have_metrics_figures_and_runs(report_dir):
         pngs = embedded_pngs(text)
         assert len(pngs) >= 3 and all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
         assert "Pareto front against gradient evaluations" in text
-        assert "Posterior draws against the reference are not plotted" in text
+        assert ('id="draws"' in text) == (task == "gaussian[dim=2]")  # linreg has 6 dimensions
+
+
+def test_a_2d_task_keeps_draws_and_its_page_plots_them(results_dir, report_dir):
+    """Each ok run on gaussian[dim=2] keeps DRAWS_STORED draws, the task its reference
+    draws; linreg (6-d) keeps none. The page's draws figure is one panel per method."""
+    draws, reference = read_draws(results_dir), read_reference_draws(results_dir)
+    runs = pd.read_parquet(results_dir).drop_duplicates("run_id")
+    two_d = runs[(runs["task_label"] == "gaussian[dim=2]") & (runs["status"] == "ok")]
+    assert set(draws["task_label"]) == {"gaussian[dim=2]"} and set(reference["task_label"]) == {"gaussian[dim=2]"}
+    assert set(draws["run_id"]) == set(two_d["run_id"]) and len(two_d) == 4  # 2 methods × 2 seeds
+    assert (draws.groupby("run_id").size() == 2 * DRAWS_STORED).all() and len(reference) == 2 * DRAWS_STORED
+    text = page(report_dir, "gaussian[dim=2]")
+    section = text[text.index('id="draws"'):text.index('id="runs"')]
+    assert f"over {DRAWS_STORED} draws from the task&#39;s reference posterior (grey)" in section
+    (png,) = embedded_pngs(section)
+    height, width = mpimg.imread(io.BytesIO(png)).shape[:2]
+    assert (width, height) == (round(2 * DRAWS_PANEL * DPI), round((DRAWS_PANEL + 0.4) * DPI))  # 2 panels
+
+
+def test_a_failed_sbc_run_is_an_sbc_failure_not_a_benchmark_one(results_dir, report_dir):
+    """The failing method failed once as a benchmark run and once as an SBC run, on the
+    same task, label and seed: two runs, each counted and listed as what it was."""
+    results = load_results(results_dir)
+    label = FAILING
+    assert results.runs.loc[results.runs["label"] == label, "kind"].tolist() == ["run"]
+    sbc = results.sbc_runs[results.sbc_runs["label"] == label]
+    assert sbc["kind"].tolist() == ["sbc"] and sbc["status"].tolist() == ["failed"]
+    cell = cells(results)[("linreg", label, "elbo")]
+    assert cell.runs == 1 and cell.failed  # the grid holds the benchmark run only
+    index = (report_dir / "index.html").read_text()
+    failed = index[index.index('id="failed"'):index.index('id="environment"')]
+    escaped = html.escape(label, quote=False)
+    assert f'<a href="linreg.html#runs">linreg</a></td><td>benchmark</td><td>{escaped}</td>' in failed
+    assert f'<a href="linreg.html#sbc">linreg</a></td><td>SBC</td><td>{escaped}</td>' in failed
+    sbc_table = index[index.index('<h2 id="sbc">'):index.index('id="failed"')]
+    assert escaped in sbc_table and f"failed: RuntimeError: {html.escape(MARKUP, quote=False)}" in sbc_table
+    linreg = page(report_dir, "linreg")
+    assert f"<h3>{escaped} (seed 0" in linreg[linreg.index('id="sbc"'):linreg.index('id="runs"')]
+
+
+def test_a_results_dir_of_schema_1_without_draws_still_reports(results_dir, tmp_path):
+    """Files written before ``kind`` and kept draws: runs are told apart by their rows
+    (the failed SBC run, which has none, reads as a benchmark run), and the pages say
+    nothing about draws."""
+    table = pq.read_table(results_dir).drop_columns(["kind"])
+    table = table.set_column(0, "schema_version", pa.array([1] * len(table), pa.int32()))
+    pq.write_table(table, tmp_path / "runs-old.parquet")
+    for side in ("_traces", "_sbc"):
+        shutil.copytree(results_dir / side, tmp_path / side)
+    results, new = load_results(tmp_path), load_results(results_dir)
+    assert set(results.sbc_runs["run_id"]) == set(new.sbc_runs.loc[new.sbc_runs["status"] == "ok", "run_id"])
+    failed_sbc = set(new.sbc_runs.loc[new.sbc_runs["status"] != "ok", "run_id"])
+    # ... and, as a benchmark run with the same task, label and seed, replaces the earlier one.
+    replaced = set(new.runs.loc[new.runs["label"] == FAILING, "run_id"])
+    assert set(results.runs["run_id"]) == (set(new.runs["run_id"]) - replaced) | failed_sbc
+    assert results.draws.empty and results.reference_draws.empty
+    pages = build_report(tmp_path, tmp_path / "html")
+    assert len(pages) == 1 + len(TASKS)
+    assert not any('id="draws"' in p.read_text() for p in pages)
 
 
 def test_sbc_results_are_shown(report_dir):
@@ -254,6 +320,33 @@ def test_environment_is_recorded(report_dir):
 
 
 # ------------------------------------------------------------------ pieces
+def test_draws_figure_shares_axes_and_shows_every_draw():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(300, 2))
+    panels = [DrawPanel("a", 0, rng.normal(size=(200, 2)) + 3.0), DrawPanel("b$", 2, rng.normal(size=(50, 2)))]
+    fig = draws_figure(panels, reference, ["a", "b$"])
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert len(axes) == 2 and [ax.get_title() for ax in axes] == ["a (seed 0)", r"b\$ (seed 2)"]
+    for ax, panel in zip(axes, panels):
+        grey, mine = ax.collections
+        np.testing.assert_array_equal(grey.get_offsets(), reference)
+        np.testing.assert_array_equal(mine.get_offsets(), panel.values)
+        assert ax.get_xlim() == axes[0].get_xlim() and ax.get_ylim() == axes[0].get_ylim()
+    limits = draws_limits([p.values for p in panels] + [reference])
+    assert axes[0].get_xlim() == tuple(limits[0]) and axes[0].get_ylim() == tuple(limits[1])
+    pooled = np.concatenate([p.values for p in panels] + [reference])
+    # at most 0.5% of the draws fall below each coordinate's 0.5% quantile, 0.5% above its 99.5%
+    assert ((pooled >= limits[:, 0]) & (pooled <= limits[:, 1])).all(axis=1).mean() >= 1 - 2 * 0.01
+    far = draws_limits([p.values for p in panels] + [np.vstack([reference, [[1e6, -1e6]]])])
+    assert (np.ptp(far, axis=1) < 1.2 * np.ptp(pooled, axis=0)).all()  # one far draw does not widen the axes
+    one_d = draws_figure([DrawPanel("a", 0, panels[0].values[:, :1])], reference[:, :1], ["a"])
+    (ax,) = [ax for ax in one_d.axes if ax.axison]
+    bars = [patch.get_height() for patch in ax.patches[:-1]]  # the reference's; the last: q's step line
+    one_d_limits = draws_limits([panels[0].values[:, :1], reference[:, :1]])
+    expected, _ = np.histogram(reference[:, 0], np.linspace(*one_d_limits[0], 41), density=True)
+    np.testing.assert_allclose(bars, expected, rtol=1e-12)
+
+
 def test_pareto_front():
     cost = np.array([1.0, 2.0, 3.0, 2.0, np.nan, 1.0])
     error = np.array([5.0, 3.0, 1.0, 4.0, 0.0, 5.0])

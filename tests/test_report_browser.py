@@ -105,6 +105,8 @@ def test_page_loads_cleanly_in_chromium(report_dir, tmp_path, name):
         assert images == 0 and MARKUP in text  # the plug-in's label and error, as text
     else:
         assert images >= 3  # accuracy against cost, traces, k-hat (and SBC on linreg)
+    if name == "gaussian[dim=2]":
+        assert images == 4 and "Posterior draws" in text  # and each method's draws over the reference
     if name == "linreg":
         assert MARKUP in text and images >= 5
 

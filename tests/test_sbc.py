@@ -300,6 +300,7 @@ def test_failed_and_non_finite_runs_are_results(registry):
 
     failed = run_sbc(task, choice_of("walk", random_walk), replicates=10)
     assert failed.run["status"] == "failed" and "effective sample size" in failed.run["error"]
+    assert {row["kind"] for row in failed.rows} == {"sbc"}  # not a failed benchmark run
     assert [row["metric"] for row in failed.rows] == ["run"] and failed.ranks.size == 0
     nan = run_sbc(task, choice_of("nan", nan_fit), replicates=10)
     assert nan.run["status"] == "nan" and nan.ranks.size == 0
@@ -320,6 +321,7 @@ def test_results_ranks_and_plots_are_written(registry, tmp_path: Path):
         table.pivot(index="replicate", columns="param", values="rank").to_numpy(), outcome.ranks
     )
     metrics = read_metrics(tmp_path)  # skips _sbc/ and its _plots/
+    assert set(metrics["kind"]) == {"sbc"}
     assert len(metrics) == len(outcome.rows) == 9 + 3 * n_par
     per_param = metrics[metrics["label"].str.contains("::", regex=False)]
     params = {split_label(label) for label in per_param["label"]}

@@ -18,11 +18,11 @@ from vibench.registry import Registry, discover
 from vibench.report.build import build_report
 from vibench.report.summary import load_results, mean_and_se
 from vibench.report.tables import FORMATS, available_metrics, format_table
-from vibench.runner import run_pair
+from vibench.runner import reference_draws, run_pair
 from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES, run_sbc, write_sbc
 from vibench.sbc_report import format_summary, save_plots
 from vibench.spec import SpecError
-from vibench.store import append_runs
+from vibench.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, append_reference_draws, append_runs
 
 SUMMARY_METRICS = ("elbo", "log_px", "log_px_is", "khat", "kl", "mean_error", "std_error", "time_fit_s")
 
@@ -101,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render the results in DIR as static, self-contained HTML (no network "
         "requests, no scripts): OUT/index.html has a task x method grid of the headline "
         "metrics (mean +- standard error over seeds; unreliable k-hat, failed and NaN runs "
-        "flagged), SBC verdicts, failed runs and the environment; OUT/<task>.html has every "
-        "metric, accuracy against cost with the Pareto front, objective traces, k-hat per "
-        "method, SBC rank plots and the runs.",
+        "flagged), SBC verdicts, failed benchmark and SBC runs and the environment; "
+        "OUT/<task>.html has every metric, accuracy against cost with the Pareto front, "
+        "objective traces, k-hat per method, each method's draws over the reference draws "
+        f"(tasks of at most {DRAWS_STORED_MAX_DIM} dimensions, whose runs keep {DRAWS_STORED} draws), "
+        "SBC rank plots and the runs.",
     )
     report.add_argument("results", type=Path, metavar="DIR", help="results directory (the --out of vibench run)")
     report.add_argument("-o", "--out", type=Path, default=Path("reports"), metavar="OUT",
@@ -196,7 +198,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
         raise SpecError("--budget must be at least 1")
     planned = plan(registry, args.task, args.method)
     if args.budget is not None:
-        planned = [(task, [c.with_budget(args.budget) for c in choices]) for task, choices in planned]
+        planned = [(task, [c.with_budget(args.budget, task) for c in choices]) for task, choices in planned]
     try:
         device = environment.resolve_device(args.device)
     except ValueError as err:
@@ -208,8 +210,11 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
               file=sys.stderr)
         outcomes = run_pair(task, choice, list(range(args.seeds)), device, args.draws)
         rows = [row for o in outcomes for row in o.rows]
-        append_runs(args.out, rows, [t for o in outcomes for t in o.traces])
+        append_runs(args.out, rows, [t for o in outcomes for t in o.traces], [d for o in outcomes for d in o.draws])
         frames.append(pd.DataFrame(rows))
+    for task in dict.fromkeys(task for task, _ in pairs):
+        if reference := reference_draws(task):
+            append_reference_draws(args.out, reference)
     print(summarize(pd.concat(frames, ignore_index=True)))
     print(f"results appended to {args.out}/", file=sys.stderr)
     return 0

@@ -5,6 +5,13 @@ that is timed as ``time_compile_s``, once per task × method; each seed's run is
 timed as ``time_fit_s``, with the device synchronized (``block_until_ready``) before
 every clock read. A run that raises becomes a ``failed`` row and one whose approximation has
 non-finite parameters a ``nan`` row; the grid goes on.
+
+Draws kept for plots: on a task of at most :data:`vibench.store.DRAWS_STORED_MAX_DIM`
+dimensions, an ``ok`` run keeps :data:`vibench.store.DRAWS_STORED` draws of its
+approximation, with the key ``fold_in(key(seed), KEPT_DRAWS_STREAM)`` (apart from the
+fit and metric keys split from ``key(seed)``): a density family's draws from q; a draws
+family's own draws, subsampled without replacement when it has more. A task's
+reference gives as many with ``key(0)`` (:func:`reference_draws`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import json
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Callable
@@ -29,17 +36,21 @@ from vibench.families import Draws
 from vibench.logdensity import derive_logdensity
 from vibench.metrics import METRIC_DRAWS, Estimate, evaluate
 from vibench.registry import MethodChoice
-from vibench.store import SCHEMA_VERSION
+from vibench.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, SCHEMA_VERSION
+
+KEPT_DRAWS_STREAM = 1
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """One (task, method, seed) run: its metric rows, its objective trace and, unless
-    it failed, the fitted approximation (for in-process use; it is not stored)."""
+    """One (task, method, seed) run: its metric rows, its objective trace, the fitted
+    approximation unless it failed (for in-process use; it is not stored), and the
+    draws kept for plots (rows of :data:`vibench.store.DRAWS_SCHEMA`; see the module doc)."""
 
     rows: list[dict]
     traces: list[dict]
     approximation: Approximation | None = None
+    draws: list[dict] = field(default_factory=list)
 
 
 logdensity_of: Callable[[Task], LogDensity] = lru_cache(maxsize=32)(derive_logdensity)
@@ -89,9 +100,11 @@ def compile_fit(task: Task, choice: MethodChoice, data, key):
 
 
 def run_base(task: Task, choice: MethodChoice, device: jax.Device) -> dict:
-    """The metadata every row of a run carries: what ran, where, and with which code."""
+    """The metadata every row of a run carries: what ran, where, and with which code
+    (``kind``: ``run``, a benchmark run; SBC sets ``sbc``)."""
     return {
         "schema_version": SCHEMA_VERSION,
+        "kind": "run",
         "task": task.name,
         "task_label": task.label,
         "task_version": task.version,
@@ -137,6 +150,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         if compile_s is not None:
             costs["time_compile_s"] = Estimate(compile_s)
         costs.update({name: Estimate(float(v)) for name, v in approx.diagnostics.items()})
+        kept = None
         if not _finite(approx):
             status, error = "nan", "non-finite parameters"
             estimates = costs
@@ -146,24 +160,51 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         else:
             status, error = "ok", None
             estimates = {**evaluate(task, logdensity_of(task), approx, key_metrics, n_draws), **costs}
+            if logdensity_of(task).dim <= DRAWS_STORED_MAX_DIM:
+                kept = kept_draws(approx, jax.random.fold_in(jax.random.key(seed), KEPT_DRAWS_STREAM))
     except Exception as err:  # noqa: BLE001 - a failed run is a result
         return failed_outcome(base, seed, err)
     run = {**run_meta(base, seed, status, error), "stop_reason": approx.stop_reason}
     rows = [{**run, "metric": k, "value": e.value, "stderr": e.stderr} for k, e in estimates.items()]
+    ids = {"run_id": run["run_id"], "task_label": task.label, "label": choice.label, "seed": seed}
     trace = np.asarray(approx.ran_trace(), np.float64)
     traces = [
-        {
-            "run_id": run["run_id"],
-            "task_label": task.label,
-            "label": choice.label,
-            "seed": seed,
-            "objective": approx.objective,
-            "step": step,
-            "value": value,
-        }
+        {**ids, "objective": approx.objective, "step": step, "value": value}
         for step, value in enumerate(trace.tolist())
     ]
-    return RunOutcome(rows, traces, approx)
+    draws = [] if kept is None else [{**ids, **row} for row in _long(kept)]
+    return RunOutcome(rows, traces, approx, draws)
+
+
+def kept_draws(approx: Approximation, key) -> np.ndarray:
+    """``(n, dim)`` draws of ``approx`` kept for plots, n ≤ :data:`DRAWS_STORED`; see the module doc."""
+    if approx.has_density:
+        return np.asarray(approx.sample(key, DRAWS_STORED), np.float64)
+    values = np.asarray(approx.family.valid_draws(approx.params), np.float64)
+    values = values.reshape(-1, values.shape[-1])
+    if len(values) > DRAWS_STORED:
+        values = values[np.asarray(jax.random.choice(key, len(values), (DRAWS_STORED,), replace=False))]
+    return values
+
+
+def reference_draws(task: Task) -> list[dict]:
+    """Rows of :data:`vibench.store.REFERENCE_DRAWS_SCHEMA`: :data:`DRAWS_STORED` draws
+    from the task's reference with ``key(0)``, for a task of at most
+    :data:`DRAWS_STORED_MAX_DIM` dimensions with a reference sampler (else none)."""
+    if task.reference.sample is None or logdensity_of(task).dim > DRAWS_STORED_MAX_DIM:
+        return []
+    values = np.asarray(task.reference.sample(jax.random.key(0), DRAWS_STORED), np.float64)
+    ids = {"task_label": task.label, "task_version": task.version}
+    return [{**ids, **row} for row in _long(values)]
+
+
+def _long(values: np.ndarray) -> list[dict]:
+    """``(n, dim)`` draws as rows ``{draw, coordinate, value}``."""
+    return [
+        {"draw": i, "coordinate": j, "value": v}
+        for i, point in enumerate(values.tolist())
+        for j, v in enumerate(point)
+    ]
 
 
 def run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:

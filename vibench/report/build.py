@@ -1,9 +1,10 @@
 """``vibench report``: a static, self-contained HTML report of a results directory.
 
-``OUT/index.html`` holds the overview (a task × method grid per headline metric, SBC
-verdicts, failed runs, the environment the numbers came from) and ``OUT/<task>.html``
-one page per task (every metric, accuracy against cost with the Pareto front,
-objective traces, k-hat, SBC rank plots, the runs). Pages make no network request:
+``OUT/index.html`` holds the overview (a task × method grid per headline metric of the
+benchmark runs, SBC verdicts, failed benchmark and SBC runs, the environment the
+numbers came from) and ``OUT/<task>.html`` one page per task (every metric, accuracy
+against cost with the Pareto front, objective traces, k-hat, each method's draws over
+the reference draws where the store kept them, SBC rank plots, the runs). Pages make no network request:
 CSS is inline, figures are base64 PNG, there is no script, and a Content-Security-
 Policy forbids anything else. Templates are Jinja2 with autoescaping on, so labels
 and error texts from plug-ins show as text, never as markup.
@@ -24,9 +25,12 @@ import numpy as np
 import pandas as pd
 
 from vibench.report.figures import (
+    DRAWS_QUANTILES,
     CostPoint,
+    DrawPanel,
     accuracy_cost_figure,
     data_uri,
+    draws_figure,
     khat_figure,
     pareto_front,
     traces_figure,
@@ -52,10 +56,8 @@ ACCURACY_METRICS = ("mean_error", "std_error", "w1_sliced", "mode_mass_error")
 COST_METRICS = ("grad_evals", "time_fit_s")
 ERROR_CHARS = 200
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.=-]+")
-DRAWS_NOTE = (
-    "Posterior draws against the reference are not plotted: the store keeps metrics and "
-    "traces, not the fitted approximation or its draws."
-)
+KIND_NAMES = {"run": "benchmark", "sbc": "SBC"}
+KIND_ANCHORS = {"run": "runs", "sbc": "sbc"}
 
 
 def page_name(task_label: str) -> str:
@@ -133,6 +135,43 @@ def _pareto_table(points: dict[str, list[CostPoint]]) -> list[dict]:
             fronts[title(cost)] = ", ".join(p.label for p, on in zip(pts, front) if on)
         rows.append({"metric": title(metric), "fronts": fronts})
     return rows
+
+
+def _wide(draws: pd.DataFrame) -> np.ndarray:
+    """Long-format draws (``draw``, ``coordinate``, ``value``) as an (n, dim) array."""
+    return draws.pivot(index="draw", columns="coordinate", values="value").sort_index(axis=1).to_numpy()
+
+
+def _draws_panels(results: Results, task: str, labels: list[str]) -> tuple[list[DrawPanel], np.ndarray | None]:
+    """Each method's kept draws of its first seed that has them (its first ``ok`` seed),
+    and the reference draws stored for the task version of the page's latest run."""
+    draws = results.draws[results.draws["task_label"] == task]
+    panels = []
+    for label in labels:
+        mine = draws[draws["label"] == label]
+        if len(mine):
+            seed = int(mine["seed"].min())
+            panels.append(DrawPanel(label, seed, _wide(mine[mine["seed"] == seed])))
+    if not panels:
+        return [], None
+    version = results.runs.loc[results.runs["task_label"] == task, "task_version"].iloc[-1]
+    reference = results.reference_draws
+    reference = reference[(reference["task_label"] == task) & (reference["task_version"] == version)]
+    # Reference draws are written once per `vibench run`; a rerun writes the same draws again.
+    reference = reference.drop_duplicates(["draw", "coordinate"], keep="last")
+    return panels, (_wide(reference) if len(reference) else None)
+
+
+def _draws_caption(panels: list[DrawPanel], reference: np.ndarray | None) -> str:
+    dim = panels[0].values.shape[1]
+    low, high = DRAWS_QUANTILES
+    shown = "coordinate 1 against coordinate 0" if dim == 2 else "histograms (density)"
+    against = (f"over {len(reference)} draws from the task's reference posterior (grey)"
+               if reference is not None else "(no reference draws are stored for this task version)")
+    return (f"Up to {max(len(p.values) for p in panels)} draws of each method's approximation "
+            f"(colour; from its first successful seed) {against}, in the task's unconstrained "
+            f"coordinates: {shown}. Every panel has the same axes: the {low:g}–{high:g}% "
+            "quantiles of all the draws shown, widened by 5%.")
 
 
 def _sbc_outcomes(results: Results, task: str) -> list[tuple[dict, SBCOutcome | None]]:
@@ -284,6 +323,13 @@ def _task_page(results: Results, found: dict, task: str) -> dict:
                        "(bar); above τ = min(1 − 1/log₁₀ S, 0.7) importance sampling is unreliable.",
             "src": data_uri(khat_figure(khat, labels)),
         })
+    panels, reference = _draws_panels(results, task, labels)
+    if panels:
+        figures.append({
+            "id": "draws", "heading": "Posterior draws",
+            "caption": _draws_caption(panels, reference),
+            "src": data_uri(draws_figure(panels, reference, labels)),
+        })
     return {
         "task": task,
         "versions": ", ".join(sorted(set(runs["task_version"].dropna()))),
@@ -319,26 +365,28 @@ def build_report(directory: Path, out: Path) -> list[Path]:
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "tasks": [(task, page_name(task)) for task in results.tasks],
     }
-    failed = results.runs[results.runs["status"] != "ok"]
+    runs = pd.concat([results.runs, results.sbc_runs], ignore_index=True)
     index = env.get_template("index.html.j2").render(
         **common,
         headline=_headline(results, found),
         sbc=_sbc_overview(results),
-        failed=[{**row, "page": page_name(row["task"])} for row in _failed_rows(failed)],
+        failed=_failed_rows(runs[runs["status"] != "ok"]),
         environment=environment_rows(results),
     )
     pages = [_write(out / "index.html", index)]
     task_template = env.get_template("task.html.j2")
     for task in results.tasks:
-        page = task_template.render(**common, draws_note=DRAWS_NOTE, **_task_page(results, found, task))
+        page = task_template.render(**common, **_task_page(results, found, task))
         pages.append(_write(out / page_name(task), page))
     return pages
 
 
 def _failed_rows(failed: pd.DataFrame) -> list[dict]:
+    """Failed and NaN runs, benchmark or SBC (``kind``), each linked to its section."""
     return [
-        {"task": r["task_label"], "label": r["label"], "seed": r["seed"],
-         "error": failure_text(r["status"], r["error"])}
+        {"task": r["task_label"], "kind": KIND_NAMES[r["kind"]], "label": r["label"], "seed": r["seed"],
+         "error": failure_text(r["status"], r["error"]),
+         "page": f"{page_name(r['task_label'])}#{KIND_ANCHORS[r['kind']]}"}
         for r in failed.to_dict("records")
     ]
 

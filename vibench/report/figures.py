@@ -1,5 +1,6 @@
 """The report's figures: accuracy against cost with the Pareto front, objective traces
-across seeds, and k-hat per method (SBC figures come from :mod:`vibench.sbc_report`).
+across seeds, k-hat per method, and draws of each method over the reference draws on a
+task of one or two dimensions (SBC figures come from :mod:`vibench.sbc_report`).
 
 Figures are built on matplotlib's Agg canvas without pyplot (no global state, no
 display) and embedded in the HTML as base64 PNG, so a report makes no network request.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,11 @@ PANEL = (4.6, 3.2)
 MAX_TRACE_POINTS = 500
 KHAT_LINES = ((0.5, "0.5: finite variance", ":"), (0.7, "0.7: PSIS unreliable above", "--"))
 DPI = 100
+DRAWS_PANEL = 2.8
+DRAWS_COLUMNS = 4
+DRAWS_TITLE_CHARS = 30
+DRAWS_QUANTILES = (0.5, 99.5)
+REFERENCE_COLOR = "0.55"
 
 
 def text(label: str) -> str:
@@ -174,4 +181,63 @@ def khat_figure(khat: pd.DataFrame, labels: list[str]) -> Figure:
     ax.set_ylabel("k̂ (PSIS)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+# ------------------------------------------------------------------ draws
+@dataclass(frozen=True)
+class DrawPanel:
+    """A method's draws on one task: ``values`` (n, dim) from the run with ``seed``."""
+
+    label: str
+    seed: int
+    values: np.ndarray
+
+
+def draws_limits(samples: list[np.ndarray]) -> np.ndarray:
+    """(dim, 2) axis limits shared by every panel: per coordinate, the
+    :data:`DRAWS_QUANTILES` percentiles of every sample pooled (each sample weighted by
+    its size), widened by 5% on each side; a few far draws do not shrink the rest."""
+    pooled = np.concatenate([s[np.isfinite(s).all(axis=1)] for s in samples])
+    low, high = np.percentile(pooled, DRAWS_QUANTILES, axis=0)
+    pad = np.where(high > low, 0.05 * (high - low), 1.0)
+    return np.stack([low - pad, high + pad], axis=1)
+
+
+def draws_figure(panels: list[DrawPanel], reference: np.ndarray | None, labels: list[str]) -> Figure:
+    """One small panel per method: its draws (in its colour) over the reference draws
+    (grey; none when ``reference`` is None), every panel on the same axes. Two
+    dimensions: a scatter of coordinate 1 against coordinate 0; one: histograms (density)
+    on shared bins."""
+    dim = panels[0].values.shape[1]
+    limits = draws_limits([p.values for p in panels] + ([] if reference is None else [reference]))
+    cols = min(len(panels), DRAWS_COLUMNS)
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(DRAWS_PANEL * cols, DRAWS_PANEL * rows + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colors = _colors(labels)
+    bins = np.linspace(*limits[0], 41)
+    for ax, panel in zip(axes.flat, panels):
+        if dim == 1:
+            if reference is not None:
+                ax.hist(reference[:, 0], bins=bins, density=True, color=REFERENCE_COLOR, alpha=0.5)
+            ax.hist(panel.values[:, 0], bins=bins, density=True, histtype="step", lw=1.5,
+                    color=colors[panel.label])
+            ax.set_ylabel("density")
+        else:
+            if reference is not None:
+                ax.scatter(reference[:, 0], reference[:, 1], s=3, color=REFERENCE_COLOR, alpha=0.5, lw=0)
+            ax.scatter(panel.values[:, 0], panel.values[:, 1], s=3, color=colors[panel.label], alpha=0.7, lw=0)
+            ax.set_ylim(*limits[1])
+            ax.set_ylabel("z[1]")
+        ax.set_xlim(*limits[0])
+        ax.set_xlabel("z[0]")
+        ax.set_title(textwrap.fill(f"{text(panel.label)} (seed {panel.seed})", DRAWS_TITLE_CHARS), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    whom = "grey: reference draws" if reference is not None else "no reference draws stored"
+    fig.suptitle(f"{whom}; colour: the method's draws", fontsize=9)
     return fig

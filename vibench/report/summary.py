@@ -2,9 +2,9 @@
 aggregated over seeds, each with the direction in which it is better.
 
 One run is one (task, method, seed). When the store holds the same (task label,
-method label, seed) more than once (a rerun), the latest run counts. SBC runs (rows
-with ``sbc_*`` metrics or per-parameter ``METHOD::PARAM`` labels) are kept apart from
-the benchmark runs; their ranks are in ``sbc_ranks``.
+method label, seed) more than once (a rerun), the latest run counts. SBC runs (``kind``
+``sbc``, failed ones included) are kept apart from the benchmark runs (``kind`` ``run``);
+their ranks are in ``sbc_ranks``.
 
 Aggregation is over a task × method's ``ok`` runs: the mean over seeds, and its
 standard error, the standard deviation over seeds over √n — with one seed, the
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from vibench.sbc import PARAM_SEPARATOR, read_sbc
-from vibench.store import read_metrics, read_traces
+from vibench.store import read_draws, read_metrics, read_reference_draws, read_traces
 
 HIGHER, LOWER = "higher", "lower"
 
@@ -98,7 +98,7 @@ def metric_order(metrics) -> list[str]:
 
 
 RUN_COLUMNS = (
-    "run_id", "task", "task_label", "task_version", "method", "method_version", "label",
+    "run_id", "kind", "task", "task_label", "task_version", "method", "method_version", "label",
     "config", "seed", "status", "error", "stop_reason", "device", "git_commit", "host",
     "versions", "timestamp",
 )
@@ -110,14 +110,20 @@ class Results:
 
     ``metrics``: the benchmark runs' metric rows (latest run per task, method label and
     seed) plus a derived ``elbo_gap`` row per run with both ``elbo`` and exact ``log_px``;
-    ``runs``: one row per run (its metadata, no metric); ``traces``: those runs' traces;
-    ``sbc_metrics`` / ``sbc_ranks``: SBC runs' method-level metric rows (the verdict, not
-    the per-parameter p-values) and their ranks (both empty without SBC runs).
+    ``runs``: one row per run (its metadata, no metric); ``traces`` and ``draws``: those
+    runs' traces and kept draws; ``reference_draws``: the reference draws stored per task
+    label and version (both empty for tasks of more than
+    :data:`vibench.store.DRAWS_STORED_MAX_DIM` dimensions and for stores written before
+    draws were kept); ``sbc_metrics`` / ``sbc_ranks``: SBC runs' method-level metric rows
+    (the verdict, not the per-parameter p-values) and their ranks (both empty without
+    SBC runs).
     """
 
     metrics: pd.DataFrame
     runs: pd.DataFrame
     traces: pd.DataFrame
+    draws: pd.DataFrame
+    reference_draws: pd.DataFrame
     sbc_metrics: pd.DataFrame
     sbc_ranks: pd.DataFrame
 
@@ -143,18 +149,22 @@ def load_results(directory: Path) -> Results:
         raise FileNotFoundError(f"no results in {str(directory)!r} (expected the --out folder of vibench run)")
     table = read_metrics(directory).sort_values("timestamp", kind="stable")
     table[["error", "stop_reason"]] = table[["error", "stop_reason"]].fillna("")
-    sbc = table["metric"].str.startswith("sbc_") | table["label"].str.contains(PARAM_SEPARATOR, regex=False)
-    sbc_ids = set(table.loc[sbc, "run_id"])
-    is_sbc = table["run_id"].isin(sbc_ids)
+    is_sbc = table["kind"] == "sbc"
     metrics = _latest(table[~is_sbc])
     runs = metrics.drop_duplicates("run_id")[list(RUN_COLUMNS)].reset_index(drop=True)
     sbc_metrics = _latest(table[is_sbc & ~table["label"].str.contains(PARAM_SEPARATOR, regex=False)])
-    traces = read_traces(directory)
     ranks = read_sbc(directory)
+    kept = set(runs["run_id"])
+
+    def of_runs(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["run_id"].isin(kept)].reset_index(drop=True)
+
     return Results(
         metrics=pd.concat([metrics, _elbo_gaps(metrics)], ignore_index=True),
         runs=runs,
-        traces=traces[traces["run_id"].isin(set(runs["run_id"]))].reset_index(drop=True),
+        traces=of_runs(read_traces(directory)),
+        draws=of_runs(read_draws(directory)),
+        reference_draws=read_reference_draws(directory),
         sbc_metrics=sbc_metrics,
         sbc_ranks=ranks[ranks["run_id"].isin(set(sbc_metrics["run_id"]))].reset_index(drop=True),
     )
