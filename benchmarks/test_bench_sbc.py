@@ -7,6 +7,11 @@ measured, never asserted — the issue's target is 10x on CPU)::
 
     pytest benchmarks/test_bench_sbc.py --benchmark-enable -p no:cacheprovider -s
 
+and, to split the vmapped replicates over the CPU's cores (one XLA device per core; the
+loop runs on one device either way)::
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 pytest benchmarks/test_bench_sbc.py ...
+
 Both paths run the same SBC (same keys, same ranks) on the same process; the fit
 time is the harness's synchronized ``sbc_time_fit_s`` (compile excluded: it is paid
 once per run, not per replicate), the minimum over :data:`ROUNDS` runs, divided by

@@ -12,7 +12,9 @@ U-shaped ranks, a biased one skewed ranks (draws and ranks: :mod:`vibench.ranks`
 tests: :mod:`vibench.uniformity`; plots and summary: :mod:`vibench.sbc_report`).
 
 Jittable methods are fitted for a chunk of replicates at once: ``jax.vmap`` of the fit
-over (data, key) in one compiled call. Other methods (or ``vectorize=False``) are
+over (data, key) in one compiled call, its replicates split over every device of the
+platform when there are several (GPUs; or CPU cores, with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before JAX starts). Other methods (or ``vectorize=False``) are
 fitted one replicate at a time; everything else is the same code. Replicate r's keys
 are ``fold_in(key(seed), r)``, so its result depends neither on the chunking nor on
 the number of replicates.
@@ -21,7 +23,7 @@ What is recorded:
 
 - the rank table: Parquet in ``OUT/_sbc/`` (:data:`SBC_SCHEMA`), one row per replicate
   and parameter, with the run's metadata (as the metrics table).
-- rows of the metrics table, whose schema is unchanged. A row whose ``label`` is
+- rows of the metrics table, with ``kind`` ``sbc``. A row whose ``label`` is
   ``<method label>::<parameter>`` (e.g. ``advi[family=fullrank]::beta[3]``) holds that
   parameter's p-values: ``sbc_chi2_pvalue`` and ``sbc_ecdf_pvalue`` (uniformity of the
   ranks) and ``vsbc_pvalue`` (symmetry of P_q(θ < θ_true) about ½; Yao et al. 2018).
@@ -46,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vibench import uniformity
 from vibench.core import LogDensity, Task
@@ -148,29 +151,55 @@ def _check_truth(task: Task, logdensity: LogDensity, keys) -> tuple[str, ...]:
     return param_names(shapes)
 
 
-def _vmapped_fit(task: Task, choice: MethodChoice, keys, n_draws: int, chunk_size: int | None):
+def replicate_sharding(device: jax.Device) -> NamedSharding | None:
+    """Replicates split evenly over every device of ``device``'s platform (several GPUs,
+    or CPU cores exposed as devices with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``);
+    ``None`` when there is only one."""
+    devices = jax.devices(device.platform)
+    if len(devices) < 2:
+        return None
+    return NamedSharding(Mesh(np.asarray(devices), ("replicate",)), PartitionSpec("replicate"))
+
+
+def _padded(keys, size: int):
+    """``size`` rows of ``keys``, the last one repeated past the end (padding a chunk)."""
+    return keys[np.minimum(np.arange(size), keys.shape[0] - 1)]
+
+
+def _vmapped_fit(
+    task: Task,
+    choice: MethodChoice,
+    keys,
+    n_draws: int,
+    chunk_size: int | None,
+    sharding: NamedSharding | None,
+):
     """``(compiled fit(data, keys) over a chunk, compile seconds, chunk size)``.
 
     Without ``chunk_size``, a chunk holds every replicate unless its outputs (fits and
     draws) would pass :data:`CHUNK_BYTES`; chunks are then equal, the last one padded.
+    With a ``sharding``, a chunk is a multiple of its number of devices (padded).
     """
     logdensity = logdensity_of(task)
-    batched = jax.jit(jax.vmap(lambda d, k: choice.method.fit(task, logdensity, d, k, choice.config)))
+    placement = {} if sharding is None else {"in_shardings": sharding}
+    batched = jax.jit(
+        jax.vmap(lambda d, k: choice.method.fit(task, logdensity, d, k, choice.config)), **placement
+    )
+    devices = 1 if sharding is None else sharding.mesh.size
     start = time.perf_counter()
 
     def trace(size: int):
-        _, data = jax.eval_shape(_simulator(task), keys[:size, 0])
-        return batched.trace(data, keys[:size, 1])
+        size = math.ceil(size / devices) * devices
+        _, data = jax.eval_shape(_simulator(task), _padded(keys, size)[:, 0])
+        return batched.trace(data, _padded(keys, size)[:, 1]), size
 
-    size = chunk_size or keys.shape[0]
-    traced = trace(size)
+    traced, size = trace(chunk_size or keys.shape[0])
     if chunk_size is None:
         fitted = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(traced.out_info))
         per_replicate = fitted / size + 2 * n_draws * logdensity.dim * 8
         chunks = math.ceil(size * per_replicate / CHUNK_BYTES)
         if chunks > 1:
-            size = math.ceil(keys.shape[0] / chunks)
-            traced = trace(size)
+            traced, size = trace(math.ceil(keys.shape[0] / chunks))
     compiled = traced.lower().compile()
     return compiled, time.perf_counter() - start, size
 
@@ -193,19 +222,23 @@ def simulate_and_rank(
     replicates: int,
     n_draws: int,
     seed: int,
+    device: jax.Device,
     vectorize: bool = True,
     chunk_size: int | None = None,
 ):
     """``(params, ranks (R, P), all finite, costs)`` of an SBC run; see the module doc.
 
-    A looped run takes ``chunk_size`` (default 1) replicates per round of draws and ranks.
+    A vmapped run shards each chunk's replicates over the devices of ``device``'s
+    platform (:func:`replicate_sharding`); a looped run fits on ``device`` and takes
+    ``chunk_size`` (default 1) replicates per round of draws and ranks.
     """
     logdensity = logdensity_of(task)
     keys = replicate_keys(seed, replicates)
     params = _check_truth(task, logdensity, keys)
     vmapped = vectorize and choice.method.jittable
+    sharding = replicate_sharding(device) if vmapped else None
     if vmapped:
-        fit, compile_s, size = _vmapped_fit(task, choice, keys, n_draws, chunk_size)
+        fit, compile_s, size = _vmapped_fit(task, choice, keys, n_draws, chunk_size, sharding)
     else:
         (fit, compile_s), size = _looped_fit(task, choice, keys), chunk_size or 1
     rng = np.random.default_rng(seed)
@@ -214,7 +247,11 @@ def simulate_and_rank(
         stop = start + size if vmapped else min(start + size, replicates)
         index = np.minimum(np.arange(start, stop), replicates - 1)  # pads a compiled chunk
         truth, data = _simulator(task)(keys[index, 0])
-        approx, seconds = sync_time(lambda: fit(data, keys[index, 1]))
+        fit_keys = keys[index, 1]
+        if sharding is not None:  # the transfer to the devices is part of the fit's time
+            approx, seconds = sync_time(lambda: fit(*jax.device_put((data, fit_keys), sharding)))
+        else:
+            approx, seconds = sync_time(lambda: fit(data, fit_keys))
         fit_s += seconds
         draws = posterior_draws(approx, keys[index, 2], n_draws, rng)
         keep = min(size, replicates - start)
@@ -278,13 +315,13 @@ def run_sbc(
         raise ValueError("SBC needs at least one posterior draw per replicate")
     uniformity.chi2_bins(replicates, draws)
     device = device or jax.devices()[0]
-    base = run_base(task, choice, device)
+    base = {**run_base(task, choice, device), "kind": "sbc"}
     no_ranks = dict(params=(), ranks=np.zeros((0, 0), np.int64), n_draws=draws, alpha=alpha,
                     tests=pd.DataFrame(columns=TEST_COLUMNS))
     try:
         with jax.default_device(device):
             params, ranks, finite, costs = simulate_and_rank(
-                task, choice, replicates, draws, seed, vectorize, chunk_size
+                task, choice, replicates, draws, seed, device, vectorize, chunk_size
             )
     except Exception as err:  # noqa: BLE001 - a failed run is a result
         rows = failed_outcome(base, seed, err).rows
