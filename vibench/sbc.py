@@ -62,7 +62,7 @@ from vibench.runner import (
     run_meta,
     sync_time,
 )
-from vibench.store import METRICS_SCHEMA, SBC_DIR, append_runs, write_atomic
+from vibench.store import METRICS_SCHEMA, SBC_DIR, append_runs, read_side_table, write_atomic
 
 DEFAULT_REPLICATES = 200
 DEFAULT_DRAWS = 99
@@ -376,7 +376,4 @@ def write_sbc(out: Path, outcome: SBCOutcome) -> Path | None:
 
 def read_sbc(out: Path) -> pd.DataFrame:
     """The rank table of a results directory (empty if no SBC run was written)."""
-    path = Path(out) / SBC_DIR
-    if not path.is_dir():
-        return SBC_SCHEMA.empty_table().to_pandas()
-    return pd.read_parquet(path)
+    return read_side_table(out, SBC_DIR, SBC_SCHEMA)

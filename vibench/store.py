@@ -158,7 +158,8 @@ def read_metrics(out: Path) -> pd.DataFrame:
     return table
 
 
-def _read_side(out: Path, directory: str, schema: pa.Schema) -> pd.DataFrame:
+def read_side_table(out: Path, directory: str, schema: pa.Schema) -> pd.DataFrame:
+    """The side table ``out/directory`` read with ``schema`` (empty if none was written)."""
     path = Path(out) / directory
     if not path.is_dir():
         return schema.empty_table().to_pandas()
@@ -167,14 +168,14 @@ def _read_side(out: Path, directory: str, schema: pa.Schema) -> pd.DataFrame:
 
 def read_traces(out: Path) -> pd.DataFrame:
     """The traces table of a results directory (empty if none were written)."""
-    return _read_side(out, TRACES_DIR, TRACES_SCHEMA)
+    return read_side_table(out, TRACES_DIR, TRACES_SCHEMA)
 
 
 def read_draws(out: Path) -> pd.DataFrame:
     """The runs' draws of a results directory (empty if none were written)."""
-    return _read_side(out, DRAWS_DIR, DRAWS_SCHEMA)
+    return read_side_table(out, DRAWS_DIR, DRAWS_SCHEMA)
 
 
 def read_reference_draws(out: Path) -> pd.DataFrame:
     """The reference draws of a results directory (empty if none were written)."""
-    return _read_side(out, REFERENCE_DIR, REFERENCE_DRAWS_SCHEMA)
+    return read_side_table(out, REFERENCE_DIR, REFERENCE_DRAWS_SCHEMA)
