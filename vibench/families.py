@@ -16,6 +16,7 @@ only (sticking the landing, Roeder et al. 2017).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,14 @@ import numpyro.distributions as dist
 from vibench.core import Array
 
 _HALF_LOG_2PI = 0.5 * jnp.log(2 * jnp.pi)
+
+
+def standard_normal(key, shape: tuple[int, ...], dtype) -> Array:
+    """N(0, I) noise of ``shape``, drawn flat and reshaped: the same numbers as
+    ``jax.random.normal(key, shape)`` (threefry counts flat indices), but on CPU under
+    ``vmap`` (SBC's batched fits) about 3x faster for small shapes, e.g. (8, 6)
+    per replicate (XLA's threefry over a multi-dimensional iota fuses poorly)."""
+    return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
 
 
 def _std_normal_log_prob(eps: Array) -> Array:
@@ -44,7 +53,7 @@ class MeanField:
         return {"loc": loc, "log_scale": jnp.full_like(loc, jnp.log(scale))}
 
     def sample(self, params, key, n):
-        eps = jax.random.normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
+        eps = standard_normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
         return params["loc"] + jnp.exp(params["log_scale"]) * eps
 
     def log_prob(self, params, z):
@@ -94,7 +103,7 @@ class FullRank:
         return jnp.sum(params["log_diag"]) + params["loc"].shape[0] * (0.5 + _HALF_LOG_2PI)
 
     def sample_and_log_prob(self, params, key, n, stick=False):
-        eps = jax.random.normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
+        eps = standard_normal(key, (n,) + params["loc"].shape, params["loc"].dtype)
         z = params["loc"] + eps @ self.scale_tril(params).T
         if not stick:
             return z, _std_normal_log_prob(eps) - jnp.sum(params["log_diag"])
@@ -127,8 +136,8 @@ class LowRank:
     def sample(self, params, key, n):
         loc = params["loc"]
         key_diag, key_factor = jax.random.split(key)
-        eps = jax.random.normal(key_diag, (n,) + loc.shape, loc.dtype)
-        eta = jax.random.normal(key_factor, (n, self.rank), loc.dtype)
+        eps = standard_normal(key_diag, (n,) + loc.shape, loc.dtype)
+        eta = standard_normal(key_factor, (n, self.rank), loc.dtype)
         return loc + jnp.exp(params["log_diag"]) * eps + eta @ params["factor"].T
 
     def log_prob(self, params, z):
