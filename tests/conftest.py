@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 import pytest
 
+from vibench.metrics.multimodal import FAIR_SHARE
+from vibench.modes import Modes
 from vibench.registry import Registry, discover
 from vibench.runner import logdensity_of
+
+MODE_DRAWS = 4096
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +26,22 @@ def fit(registry: Registry, task_spec: str, method_spec: str, seed: int = 0):
     logdensity = logdensity_of(task)
     run = jax.jit(lambda data, key: choice.method.fit(task, logdensity, data, key, choice.config))
     return task, logdensity, run(task.data, jax.random.key(seed))
+
+
+def modes_covered(registry: Registry, method_spec: str, seeds: int) -> np.ndarray:
+    """Per seed, the fraction of ``mixture``'s modes holding at least FAIR_SHARE of their
+    exact mass (the mode_coverage metric's rule), among MODE_DRAWS draws from q or among
+    the particles, for ``seeds`` fits vmapped in one compilation."""
+    task = registry.task("mixture")
+    ld = logdensity_of(task)
+    choice = registry.method(method_spec)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    fit_many = jax.jit(jax.vmap(lambda key: choice.method.fit(task, ld, task.data, key, choice.config)))
+    approx = fit_many(keys)
+    if approx.has_density:
+        draws = jax.vmap(lambda params, key: approx.family.sample(params, key, MODE_DRAWS))(approx.params, keys)
+    else:
+        draws = approx.params["draws"][:, 0]
+    modes = task.extension(Modes)
+    mass = np.asarray(jax.vmap(modes.mass)(draws))
+    return np.mean(mass >= FAIR_SHARE * np.asarray(modes.weights), axis=1)

@@ -14,12 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import fit
+from conftest import fit, modes_covered
 from vibench.flow_family import FLOW_KINDS, Flow
 from vibench.methods.flows import annealed_loss, temperatures
 from vibench.metrics import evaluate
-from vibench.metrics.multimodal import FAIR_SHARE
-from vibench.modes import Modes
 from vibench.runner import logdensity_of
 
 Z = 4.0
@@ -170,26 +168,6 @@ def test_spline_flow_covers_two_modes_a_gaussian_cannot(registry):
     assert m_flow["mode_mass_error"].value < 0.1
     assert m_flow["elbo"].value > -0.1
     assert m_advi["elbo"].value < -0.6
-
-
-def modes_covered(registry, method_spec: str, seeds: int) -> np.ndarray:
-    """Per seed, the fraction of ``mixture``'s modes holding at least FAIR_SHARE of their
-    exact mass among 4096 draws (the mode_coverage metric's rule), for ``seeds`` fits
-    vmapped in one compilation."""
-    task = registry.task("mixture")
-    ld = logdensity_of(task)
-    choice = registry.method(method_spec)
-    keys = jax.random.split(jax.random.key(0), seeds)
-    fit_many = jax.jit(
-        jax.vmap(lambda key: choice.method.fit(task, ld, task.data, key, choice.config))
-    )
-    approx = fit_many(keys)
-    draws = jax.vmap(lambda params, key: approx.family.sample(params, key, N_DRAWS))(
-        approx.params, keys
-    )
-    modes = task.extension(Modes)
-    mass = np.asarray(jax.vmap(modes.mass)(draws))
-    return np.mean(mass >= FAIR_SHARE * np.asarray(modes.weights), axis=1)
 
 
 def test_annealed_spline_flow_covers_more_modes_than_meanfield_advi(registry):

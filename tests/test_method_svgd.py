@@ -14,14 +14,11 @@ within 0.002 sd and the correlation within 0.006 at n = 100.
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 
-from conftest import fit
+from conftest import fit, modes_covered
 from vibench.methods.svgd import SVGDConfig, budget
-from vibench.modes import Modes
-from vibench.runner import logdensity_of
 
 Z = 4.0
 
@@ -49,23 +46,6 @@ def test_gaussian_moments_within_iid_error_and_underdispersed(registry):
     assert int(approx.grad_evals) == SVGDConfig().steps * n
     trace = np.asarray(approx.trace)
     assert np.all(np.isfinite(trace)) and trace[-1] < trace[0]
-
-
-def modes_covered(registry, method_spec: str, seeds: int) -> np.ndarray:
-    """Modes of ``mixture`` holding at least half their exact mass (the mode_coverage
-    metric's rule), per seed, for ``seeds`` fits vmapped in one compilation."""
-    task = registry.task("mixture")
-    ld = logdensity_of(task)
-    choice = registry.method(method_spec)
-    keys = jax.random.split(jax.random.key(0), seeds)
-    approx = jax.jit(jax.vmap(lambda key: choice.method.fit(task, ld, task.data, key, choice.config)))(keys)
-    if approx.has_density:
-        draws = jax.vmap(lambda params, key: approx.family.sample(params, key, 4096))(approx.params, keys)
-    else:
-        draws = approx.params["draws"][:, 0]
-    modes = task.extension(Modes)
-    mass = np.asarray(jax.vmap(modes.mass)(draws))
-    return np.sum(mass >= 0.5 * np.asarray(modes.weights), axis=1)
 
 
 def test_covers_more_modes_than_meanfield_advi(registry):
