@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vibench.core import Approximation, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Data, LogDensity, Method, Task, any_task
 from vibench.families import gaussian_family
 
 VERSION = "1"
@@ -95,13 +95,10 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
 def budget(config, grad_evals: int, task: Task):
     """Steps that spend ``grad_evals`` at ``num_samples`` gradients per step (any config
-    with ``steps`` and ``num_samples``, e.g. the flow's)."""
+    with ``steps`` and ``num_samples``: the flow's too, and BBVI's, whose unit is a
+    log-joint evaluation)."""
     return replace(config, steps=max(1, grad_evals // config.num_samples))
 
 
@@ -109,7 +106,7 @@ advi = Method(
     name="advi",
     version=VERSION,
     Config=ADVIConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

@@ -35,16 +35,16 @@ variate removes all of the score estimator's variance, unlike the pathwise one's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from vibench.core import Approximation, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Data, LogDensity, Method, Task, any_task
 from vibench.families import gaussian_family
-from vibench.methods.advi import make_optimizer
+from vibench.methods.advi import budget, make_optimizer
 
 VERSION = "1"
 
@@ -165,20 +165,11 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
-def budget(config: BBVIConfig, grad_evals: int, task: Task) -> BBVIConfig:
-    """Steps spending at most ``grad_evals`` log-joint evaluations (one evaluation = one unit)."""
-    return replace(config, steps=max(1, grad_evals // config.num_samples))
-
-
 bbvi = Method(
     name="bbvi",
     version=VERSION,
     Config=BBVIConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

@@ -65,9 +65,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vibench.core import Approximation, Array, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Array, Data, LogDensity, Method, Task, any_task
 from vibench.flow_family import Flow
-from vibench.methods.advi import budget, make_optimizer, supports
+from vibench.methods.advi import budget, make_optimizer
 
 VERSION = "1"
 
@@ -175,7 +175,7 @@ flow = Method(
     name="flow",
     version=VERSION,
     Config=FlowConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

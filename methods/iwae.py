@@ -25,7 +25,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from vibench.core import Approximation, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Data, LogDensity, Method, Task, any_task
 from vibench.families import gaussian_family
 from vibench.methods.advi import make_optimizer, optimize
 
@@ -100,10 +100,6 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
 def budget(config: IWAEConfig, grad_evals: int, task: Task) -> IWAEConfig:
     return replace(config, steps=max(1, grad_evals // (config.k * config.num_estimates)))
 
@@ -112,7 +108,7 @@ iwae = Method(
     name="iwae",
     version=VERSION,
     Config=IWAEConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 from vibench import lbfgs
-from vibench.core import Approximation, Array, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Array, Data, LogDensity, Method, Task, any_task
 from vibench.families import FullRank
 
 VERSION = "1"
@@ -111,10 +111,6 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
 def budget(config: LaplaceConfig, grad_evals: int, task: Task) -> LaplaceConfig:
     """Caps L-BFGS and the Hessian together (the fit raises if the Hessian alone overruns)."""
     return replace(config, max_grad_evals=grad_evals)
@@ -124,7 +120,7 @@ laplace = Method(
     name="laplace",
     version=VERSION,
     Config=LaplaceConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

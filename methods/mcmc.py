@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from numpyro.infer.hmc import hmc as numpyro_hmc
 
-from vibench.core import Approximation, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Data, LogDensity, Method, Task, any_task
 from vibench.families import Draws
 from vibench.mcmc_diagnostics import worst_case
 
@@ -162,10 +162,6 @@ def fit_hmc(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, conf
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
 def budget_nuts(config: NUTSConfig, grad_evals: int, task: Task) -> NUTSConfig:
     """Caps the run at ``grad_evals``; the iterations stay as configured (an upper bound)."""
     needed = config.num_chains + nuts_iteration_cost(config)
@@ -193,7 +189,7 @@ nuts = Method(
     name="nuts",
     version=VERSION,
     Config=NUTSConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit_nuts,
     budget=budget_nuts,
     doc="NUTS (Hoffman & Gelman 2014): NumPyro's kernel, vectorized chains, capped cost.\n\n"
@@ -204,7 +200,7 @@ hmc = Method(
     name="hmc",
     version=VERSION,
     Config=HMCConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit_hmc,
     budget=budget_hmc,
     doc="HMC (Neal 2011): NumPyro's kernel, fixed leapfrog steps, vectorized chains.\n\n"

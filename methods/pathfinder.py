@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from blackjax.optimizers.lbfgs import bfgs_sample, lbfgs_recover_alpha
 
 from vibench import lbfgs
-from vibench.core import Approximation, Array, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Array, Data, LogDensity, Method, Task, any_task
 from vibench.families import FullRank
 
 VERSION = "1"
@@ -159,10 +159,6 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
 def budget(config: PathfinderConfig, grad_evals: int, task: Task) -> PathfinderConfig:
     return replace(config, max_grad_evals=grad_evals)
 
@@ -171,7 +167,7 @@ pathfinder = Method(
     name="pathfinder",
     version=VERSION,
     Config=PathfinderConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vibench.core import Approximation, Array, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Array, Data, LogDensity, Method, Task, any_task
 from vibench.families import Draws
 from vibench.methods.advi import make_optimizer
 
@@ -109,10 +109,6 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     )
 
 
-def supports(task: Task) -> tuple[bool, str]:
-    return True, ""
-
-
 def budget(config: SVGDConfig, grad_evals: int, task: Task) -> SVGDConfig:
     steps = grad_evals // config.num_particles
     if steps < 1:
@@ -127,7 +123,7 @@ svgd = Method(
     name="svgd",
     version=VERSION,
     Config=SVGDConfig,
-    supports=supports,
+    supports=any_task,
     fit=fit,
     budget=budget,
     doc=__doc__,

@@ -72,6 +72,11 @@ class SupportsFn(Protocol):
     def __call__(self, task: Task) -> tuple[bool, str]: ...
 
 
+def any_task(task: Task) -> tuple[bool, str]:
+    """The ``supports`` of a method that runs on every task (it needs only the log joint)."""
+    return True, ""
+
+
 class BudgetFn(Protocol[C]):
     """``budget(config, grad_evals, task) -> config`` spending at most ``grad_evals``
     gradient evaluations of the log joint on ``task`` (the method's own cost model; the
