@@ -56,6 +56,9 @@ def test_appends_are_one_table_and_side_tables_stay_apart(tmp_path):
     kept = read_draws(tmp_path)
     assert len(kept) == 8 and (kept["value"] == kept["draw"] + kept["coordinate"]).all()
     assert read_reference_draws(tmp_path)["value"].tolist() == [1.5]
+    again = [{"task_label": "t", "task_version": "1", "draw": 0, "coordinate": 0, "value": 1.5}]
+    assert append_reference_draws(tmp_path, again) is None  # one task version's draws are stored once
+    assert len(read_reference_draws(tmp_path)) == 1
     assert list(table.columns) == METRICS_SCHEMA.names  # _traces/, _draws/, _reference/ not mixed in
     assert list(pd.read_parquet(tmp_path).columns) == METRICS_SCHEMA.names
 

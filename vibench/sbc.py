@@ -190,8 +190,9 @@ def _vmapped_fit(
 
     def trace(size: int):
         size = math.ceil(size / devices) * devices
-        _, data = jax.eval_shape(_simulator(task), _padded(keys, size)[:, 0])
-        return batched.trace(data, _padded(keys, size)[:, 1]), size
+        chunk = _padded(keys, size)
+        _, data = jax.eval_shape(_simulator(task), chunk[:, 0])
+        return batched.trace(data, chunk[:, 1]), size
 
     traced, size = trace(chunk_size or keys.shape[0])
     if chunk_size is None:

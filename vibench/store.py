@@ -138,8 +138,13 @@ def append_runs(out: Path, rows: list[dict], traces: list[dict], draws: list[dic
     return path
 
 
-def append_reference_draws(out: Path, draws: list[dict]) -> Path:
-    """Append a task's reference draws to the store at ``out``."""
+def append_reference_draws(out: Path, draws: list[dict]) -> Path | None:
+    """Append a task's reference draws to the store at ``out``, unless draws of that task
+    label and version are stored already (they are the same draws: ``None``)."""
+    stored = read_reference_draws(out)
+    task_label, task_version = draws[0]["task_label"], draws[0]["task_version"]
+    if ((stored["task_label"] == task_label) & (stored["task_version"] == task_version)).any():
+        return None
     return write_atomic(
         pa.Table.from_pylist(draws, schema=REFERENCE_DRAWS_SCHEMA), Path(out) / REFERENCE_DIR, f"reference-{_stamp()}"
     )

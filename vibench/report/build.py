@@ -157,7 +157,7 @@ def _draws_panels(results: Results, task: str, labels: list[str]) -> tuple[list[
     version = results.runs.loc[results.runs["task_label"] == task, "task_version"].iloc[-1]
     reference = results.reference_draws
     reference = reference[(reference["task_label"] == task) & (reference["task_version"] == version)]
-    # Reference draws are written once per `vibench run`; a rerun writes the same draws again.
+    # Reference draws are stored once per task version, but runs in parallel may each write them.
     reference = reference.drop_duplicates(["draw", "coordinate"], keep="last")
     return panels, (_wide(reference) if len(reference) else None)
 
