@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from vibench.conjugate import ConjugateGaussian
-from vibench.core import Approximation, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Data, LogDensity, Method, Task, gradient_free
 from vibench.families import MeanField
 
 VERSION = "1"
@@ -81,17 +81,12 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: CAVIConfig, grad_evals: int, task: Task) -> CAVIConfig:
-    """Closed-form updates use no gradients: the budget does not bind."""
-    return config
-
-
 cavi = Method(
     name="cavi",
     version=VERSION,
     Config=CAVIConfig,
     supports=supports,
     fit=fit,
-    budget=budget,
+    budget=gradient_free,
     doc=__doc__,
 )

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from vibench.conjugate import ConjugateGaussian, log_evidence_identity
-from vibench.core import Approximation, Data, LogDensity, Method, Task
+from vibench.core import Approximation, Data, LogDensity, Method, Task, gradient_free
 from vibench.families import FullRank
 
 VERSION = "1"
@@ -50,17 +50,12 @@ def supports(task: Task) -> tuple[bool, str]:
     return True, ""
 
 
-def budget(config: ExactConfig, grad_evals: int, task: Task) -> ExactConfig:
-    """The closed form uses no gradients: the budget does not bind."""
-    return config
-
-
 exact = Method(
     name="exact",
     version=VERSION,
     Config=ExactConfig,
     supports=supports,
     fit=fit,
-    budget=budget,
+    budget=gradient_free,
     doc=__doc__,
 )

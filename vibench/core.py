@@ -85,6 +85,11 @@ class BudgetFn(Protocol[C]):
     def __call__(self, config: C, grad_evals: int, task: Task) -> C: ...
 
 
+def gradient_free(config: C, grad_evals: int, task: Task) -> C:
+    """The ``budget`` of a method that uses no gradients (closed forms): it does not bind."""
+    return config
+
+
 class BuildFn(Protocol[C]):
     """``build(params) -> Task`` for a task family's frozen parameter dataclass."""
 
