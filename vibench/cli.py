@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from vibench import environment
+from vibench.metrics import METRIC_DRAWS
 from vibench.registry import Registry, discover
 from vibench.report.build import build_report
 from vibench.report.summary import load_results, mean_and_se
@@ -40,19 +41,29 @@ def _plugin_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def _fitting_parent() -> argparse.ArgumentParser:
+    """Options of the commands that fit methods and write results (``run``, ``sbc``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                        help="results directory (default: results/)")
+    parent.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                        help="where to run (default: JAX's default device)")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vibench", description="Benchmarks and diagnostics for variational inference."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    plugins = _plugin_parent()
+    plugins, fitting = _plugin_parent(), _fitting_parent()
 
     listing = commands.add_parser("list", parents=[plugins], help="list tasks and methods")
     listing.add_argument("what", nargs="?", choices=("tasks", "methods"), help="only this kind")
 
     run = commands.add_parser(
         "run",
-        parents=[plugins],
+        parents=[plugins, fitting],
         help="run methods on a task and append the results",
         description="Fit methods on a task for several seeds; append Parquet results to --out "
         "and print a summary. SPEC is NAME or NAME[key=value,...], e.g. "
@@ -63,19 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--method", action="append", metavar="SPEC",
                      help="method SPEC (repeatable); default: every method that supports the task")
     run.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
-    run.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                     help="results directory (default: results/)")
-    run.add_argument("--device", choices=("cpu", "gpu"), default=None,
-                     help="where to run (default: JAX's default device)")
-    run.add_argument("--draws", type=int, default=4096, metavar="N",
-                     help="draws from q for the Monte Carlo metrics (default 4096)")
+    run.add_argument("--draws", type=int, default=METRIC_DRAWS, metavar="N",
+                     help=f"draws from q for the Monte Carlo metrics (default {METRIC_DRAWS})")
     run.add_argument("--budget", type=int, default=None, metavar="N",
                      help="give every method at most N gradient evaluations of the log joint "
                      "(equal-cost comparisons; default: each method's own config)")
 
     sbc = commands.add_parser(
         "sbc",
-        parents=[plugins],
+        parents=[plugins, fitting],
         help="simulation-based calibration of a method on a task",
         description="Simulate parameters and data from the task's model, fit the method on "
         "each data set, and test that the ranks of the true parameters among the posterior "
@@ -90,10 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     sbc.add_argument("--draws", type=int, default=DEFAULT_DRAWS, metavar="L",
                      help=f"posterior draws per data set; ranks are 0..L (default {DEFAULT_DRAWS})")
     sbc.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the replicates (default 0)")
-    sbc.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
-                     help="results directory (default: results/)")
-    sbc.add_argument("--device", choices=("cpu", "gpu"), default=None,
-                     help="where to run (default: JAX's default device)")
 
     report = commands.add_parser(
         "report",
