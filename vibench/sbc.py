@@ -14,10 +14,10 @@ tests: :mod:`vibench.uniformity`; plots and summary: :mod:`vibench.sbc_report`).
 Jittable methods are fitted for a chunk of replicates at once: ``jax.vmap`` of the fit
 over (data, key) in one compiled call, its replicates split over every device of the
 platform when there are several (GPUs; or CPU cores, with
-``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before JAX starts). Other methods (or ``vectorize=False``) are
-fitted one replicate at a time; everything else is the same code. Replicate r's keys
-are ``fold_in(key(seed), r)``, so its result depends neither on the chunking nor on
-the number of replicates.
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before JAX starts). Other
+methods (or ``vectorize=False``) are fitted one replicate at a time; everything else
+is the same code. Replicate r's keys are ``fold_in(key(seed), r)``, so its result
+depends neither on the chunking nor on the number of replicates.
 
 What is recorded:
 
@@ -238,6 +238,8 @@ def simulate_and_rank(
     params = _check_truth(task, logdensity, keys)
     vmapped = vectorize and choice.method.jittable
     sharding = replicate_sharding(device) if vmapped else None
+    # the transfer of a chunk's inputs to its devices is part of the fit's time
+    place = (lambda inputs: inputs) if sharding is None else partial(jax.device_put, device=sharding)
     if vmapped:
         fit, compile_s, size = _vmapped_fit(task, choice, keys, n_draws, chunk_size, sharding)
     else:
@@ -248,11 +250,7 @@ def simulate_and_rank(
         stop = start + size if vmapped else min(start + size, replicates)
         index = np.minimum(np.arange(start, stop), replicates - 1)  # pads a compiled chunk
         truth, data = _simulator(task)(keys[index, 0])
-        fit_keys = keys[index, 1]
-        if sharding is not None:  # the transfer to the devices is part of the fit's time
-            approx, seconds = sync_time(lambda: fit(*jax.device_put((data, fit_keys), sharding)))
-        else:
-            approx, seconds = sync_time(lambda: fit(data, fit_keys))
+        approx, seconds = sync_time(lambda: fit(*place((data, keys[index, 1]))))
         fit_s += seconds
         draws = posterior_draws(approx, keys[index, 2], n_draws, rng)
         keep = min(size, replicates - start)
