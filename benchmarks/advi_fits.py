@@ -39,8 +39,8 @@ from numpyro.infer.initialization import init_to_uniform
 from numpyro.optim import optax_to_numpyro
 
 from vibench.core import Array, Task
+from vibench.harness.runner import compile_fit, logdensity_of
 from vibench.registry import MethodChoice, discover
-from vibench.runner import compile_fit, logdensity_of
 
 SEED = 0
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)

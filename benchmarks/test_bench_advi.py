@@ -30,8 +30,8 @@ from benchmarks.advi_fits import (
     numpyro_svi,
     ppca_log_joint,
 )
-from vibench.families import MeanField
-from vibench.runner import logdensity_of
+from vibench.families.gaussian import MeanField
+from vibench.harness.runner import logdensity_of
 
 WARMUP_ROUNDS = 1
 ROUNDS = 7

@@ -17,12 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
-
-from vibench.conjugate import ConjugateGaussian, log_evidence_identity
-from vibench.core import Approximation, Data, LogDensity, Method, Task, gradient_free
-from vibench.families import FullRank
+from vibench.declarations import Deferred, Method, gradient_free
 
 VERSION = "1"
 
@@ -32,30 +27,12 @@ class ExactConfig:
     """No settings: the posterior is computed in closed form."""
 
 
-def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: ExactConfig):
-    mean, cov = task.extension(ConjugateGaussian).posterior(data)
-    chol = jnp.linalg.cholesky(cov)
-    elbo = log_evidence_identity(logdensity.logp(mean, data), cov)
-    return Approximation(
-        params={"loc": mean, "log_diag": jnp.log(jnp.diag(chol)), "lower": chol},
-        trace=elbo[None],
-        grad_evals=jnp.asarray(0),
-        family=FullRank(),
-    )
-
-
-def supports(task: Task) -> tuple[bool, str]:
-    if task.extension(ConjugateGaussian) is None:
-        return False, "needs an exactly Gaussian posterior (a ConjugateGaussian task extension)"
-    return True, ""
-
-
 exact = Method(
     name="exact",
     version=VERSION,
     Config=ExactConfig,
-    supports=supports,
-    fit=fit,
+    supports=Deferred("vibench.methods._exact:supports"),
+    fit=Deferred("vibench.methods._exact:fit"),
     budget=gradient_free,
     doc=__doc__,
 )

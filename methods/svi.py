@@ -38,18 +38,10 @@ the minibatch log joint is quadratic).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
-import jax
-import jax.numpy as jnp
-import jax.scipy.linalg as jsl
-
-from vibench.core import Approximation, Data, LogDensity, Method, Task
-from vibench.families import FullRank, MeanField, gaussian_family
-from vibench.methods.advi import make_optimizer, negative_elbo, optimize
-from vibench.minibatch import MinibatchConjugate, Subsample, minibatch_logp, sample_index
+from vibench.declarations import Deferred, Method
 
 VERSION = "1"
 
@@ -78,165 +70,12 @@ class SVIConfig:
     init_scale: float = 1.0
 
 
-# --------------------------------------------------------------------- reparam mode
-def minibatch_negative_elbo(
-    family, subsample: Subsample, logdensity: LogDensity, data: Data, config: SVIConfig
-):
-    """``loss(params, key_batch, key_draws)``: ADVI's negative ELBO of the minibatch log joint,
-    for the minibatch drawn with ``key_batch`` and the draws of q made with ``key_draws``."""
-    batch_logp = minibatch_logp(subsample, logdensity)
-    batch_density = replace(logdensity, logp=lambda z, b: batch_logp(z, b["data"], b["index"]))
-
-    def loss(params, key_batch, key_draws):
-        index = sample_index(key_batch, subsample.size, config.batch_size)
-        batch = {"data": subsample.select(data, index), "index": index}
-        elbo = negative_elbo(family, batch_density, batch, config.num_samples, config.stl)
-        return elbo(params, key_draws)
-
-    return loss
-
-
-def fit_reparam(subsample: Subsample, logdensity: LogDensity, data: Data, key, config: SVIConfig):
-    family = gaussian_family(config.family, config.rank)
-    key_init, key_steps = jax.random.split(key)
-    params = family.init(logdensity.init(key_init), config.init_scale)
-    loss = minibatch_negative_elbo(family, subsample, logdensity, data, config)
-    optimizer = make_optimizer(config.optimizer, config.lr, config.schedule, config.steps)
-    params, trace = optimize(
-        lambda p, k: loss(p, *jax.random.split(k)), params, optimizer, key_steps, config.steps
-    )
-    return params, trace, family
-
-
-# --------------------------------------------------------------------- natural mode
-def step_sizes(steps: int, kappa: float, tau: float) -> jax.Array:
-    """Robbins–Monro steps ρ_t = (t + τ)^(−κ) for t = 1, ..., steps."""
-    return (jnp.arange(1, steps + 1) + tau) ** (-kappa)
-
-
-def gaussian_from_natural(precision: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(mean, cov) of the Gaussian with natural parameters (precision Λ, shift h): N(Λ⁻¹h, Λ⁻¹)."""
-    chol = jnp.linalg.cholesky(precision)
-    eye = jnp.eye(precision.shape[0], dtype=precision.dtype)
-    return jsl.cho_solve((chol, True), shift), jsl.cho_solve((chol, True), eye)
-
-
-def fullrank_update(state, estimate, rho):
-    """λ ← (1 − ρ) λ + ρ λ̂ for one global factor; state = (precision, shift)."""
-    return jax.tree.map(lambda old, new: (1 - rho) * old + rho * new, state, estimate)
-
-
-def meanfield_update(state, estimate, rho):
-    """Each coordinate's (P_i, g_i) in turn moves by ρ to its optimum given the others,
-    (Λ̂_ii, ĥ_i − Σ_{j≠i} Λ̂_ij m_j); state = (P, g), mean m = g / P."""
-    precision, shift = estimate
-    diag = jnp.diag(precision)
-
-    def update(i, state):
-        p, g = state
-        mean = g / p
-        target = shift[i] - precision[i] @ mean + diag[i] * mean[i]
-        return p.at[i].set((1 - rho) * p[i] + rho * diag[i]), g.at[i].set((1 - rho) * g[i] + rho * target)
-
-    return jax.lax.fori_loop(0, diag.shape[0], update, state)
-
-
-def natural_moments(state, meanfield: bool) -> tuple[jax.Array, jax.Array]:
-    """(mean, cov) of q from its natural parameters."""
-    if meanfield:
-        p, g = state
-        return g / p, jnp.diag(1 / p)
-    return gaussian_from_natural(*state)
-
-
-def fit_natural(
-    subsample: Subsample,
-    conjugate: MinibatchConjugate,
-    logdensity: LogDensity,
-    data: Data,
-    key,
-    config: SVIConfig,
-):
-    if config.family not in ("meanfield", "fullrank"):
-        raise ValueError(f"svi[mode=natural] needs family meanfield or fullrank, not {config.family!r}")
-    if not (0.5 < config.kappa <= 1 and config.tau >= 0):
-        raise ValueError("svi[mode=natural] needs 0.5 < kappa <= 1 and tau >= 0 (Robbins–Monro)")
-    meanfield = config.family == "meanfield"
-    key_init, key_steps = jax.random.split(key)
-    loc = logdensity.init(key_init)
-    init_precision = jnp.full_like(loc, config.init_scale**-2)
-    state = (init_precision, init_precision * loc)
-    if not meanfield:
-        state = (jnp.diag(state[0]), state[1])
-    update = meanfield_update if meanfield else fullrank_update
-    batch_logp = minibatch_logp(subsample, logdensity)
-
-    def step(state, inputs):
-        key, rho = inputs
-        index = sample_index(key, subsample.size, config.batch_size)
-        batch = subsample.select(data, index)
-        estimate = conjugate.estimate(batch, index, subsample.size)
-        mean, cov = natural_moments(state, meanfield)
-        _, logdet = jnp.linalg.slogdet(cov)
-        entropy = 0.5 * (logdet + mean.shape[0] * math.log(2 * math.pi * math.e))
-        elbo = batch_logp(mean, batch, index) - 0.5 * jnp.sum(estimate[0] * cov) + entropy
-        return update(state, estimate, rho), elbo
-
-    rhos = step_sizes(config.steps, config.kappa, config.tau).astype(loc.dtype)
-    state, trace = jax.lax.scan(step, state, (jax.random.split(key_steps, config.steps), rhos))
-    mean, cov = natural_moments(state, meanfield)
-    if meanfield:
-        return {"loc": mean, "log_scale": -0.5 * jnp.log(state[0])}, trace, MeanField()
-    chol = jnp.linalg.cholesky(cov)
-    params = {"loc": mean, "log_diag": jnp.log(jnp.diag(chol)), "lower": chol}
-    return params, trace, FullRank()
-
-
-# --------------------------------------------------------------------- method
-def minibatches_per_step(config: SVIConfig) -> int:
-    """Minibatch evaluations per step: one per Monte Carlo draw (reparam), one (natural)."""
-    return config.num_samples if config.mode == "reparam" else 1
-
-
-def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: SVIConfig):
-    subsample = task.extension(Subsample)
-    if not 1 <= config.batch_size <= subsample.size:
-        raise ValueError(f"svi needs 1 <= batch_size <= {subsample.size} (the data points)")
-    if config.mode == "natural":
-        conjugate = task.extension(MinibatchConjugate)
-        if conjugate is None:
-            raise ValueError("svi[mode=natural] needs a MinibatchConjugate task extension")
-        params, trace, family = fit_natural(subsample, conjugate, logdensity, data, key, config)
-    else:
-        params, trace, family = fit_reparam(subsample, logdensity, data, key, config)
-    passes = config.steps * minibatches_per_step(config) * config.batch_size / subsample.size
-    return Approximation(params=params, trace=trace, grad_evals=jnp.asarray(passes), family=family)
-
-
-def supports(task: Task) -> tuple[bool, str]:
-    if task.extension(Subsample) is None:
-        return False, (
-            "needs data that can be subsampled (a Subsample task extension: data points "
-            "conditionally independent given global latents); mode=natural also needs "
-            "a MinibatchConjugate extension"
-        )
-    return True, ""
-
-
-def budget(config: SVIConfig, grad_evals: int, task: Task) -> SVIConfig:
-    """Steps that touch at most ``grad_evals`` full passes' worth of likelihood terms of
-    ``task``'s N data points: ``minibatches_per_step`` · |S| / N passes per step."""
-    size = task.extension(Subsample).size
-    steps = grad_evals * size // (minibatches_per_step(config) * config.batch_size)
-    return replace(config, steps=max(1, steps))
-
-
 svi = Method(
     name="svi",
     version=VERSION,
     Config=SVIConfig,
-    supports=supports,
-    fit=fit,
-    budget=budget,
+    supports=Deferred("vibench.methods._svi:supports"),
+    fit=Deferred("vibench.methods._svi:fit"),
+    budget=Deferred("vibench.methods._svi:budget"),
     doc=__doc__,
 )

@@ -13,14 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
-import numpyro
-import numpyro.distributions as dist
-
-from vibench.conjugate import ConjugateGaussian, gaussian_reference
-from vibench.core import Data, ModelFn, Task, TaskFamily
-from vibench.minibatch import MinibatchConjugate, Subsample
+from vibench.declarations import Deferred, TaskFamily
 
 VERSION = "1"
 
@@ -38,79 +31,4 @@ class LinRegParams:
     data_seed: int = 0
 
 
-def design(key: jax.Array, n: int, d: int, rho: float) -> jax.Array:
-    """Rows i.i.d. N(0, C): unit variances, C = rho within the pairs (2j, 2j+1), else 0."""
-    pair = jnp.arange(d) // 2
-    corr = jnp.where(pair[:, None] == pair[None, :], rho, 0.0) + (1 - rho) * jnp.eye(d)
-    return jax.random.normal(key, (n, d)) @ jnp.linalg.cholesky(corr).T
-
-
-def log_evidence(x: jax.Array, y: jax.Array, sigma: float, tau: float) -> jax.Array:
-    """log N(y; 0, τ² XXᵀ + σ² I)."""
-    cov = tau**2 * x @ x.T + sigma**2 * jnp.eye(x.shape[0])
-    return dist.MultivariateNormal(jnp.zeros(x.shape[0]), covariance_matrix=cov).log_prob(y)
-
-
-def build(p: LinRegParams) -> Task:
-    if min(p.n, p.d) < 1 or p.sigma <= 0 or p.tau <= 0 or not -1 < p.feature_rho < 1:
-        raise ValueError("linreg needs n, d >= 1, sigma > 0, tau > 0 and -1 < feature_rho < 1")
-    key_x, key_data = jax.random.split(jax.random.key(p.data_seed))
-    x = design(key_x, p.n, p.d, p.feature_rho)
-    sigma, tau = p.sigma, p.tau
-
-    def model_of(rows: jax.Array) -> ModelFn:
-        """The model of the observations ``data["y"]`` at the design rows ``rows``."""
-
-        def model(data: Data) -> None:
-            beta = numpyro.sample("beta", dist.Normal(0.0, tau).expand([p.d]).to_event(1))
-            numpyro.sample("y", dist.Normal(rows @ beta, sigma).to_event(1), obs=data["y"])
-
-        return model
-
-    model = model_of(x)
-
-    def simulate(key: jax.Array) -> tuple[dict[str, jax.Array], Data]:
-        key_beta, key_y = jax.random.split(key)
-        beta = tau * jax.random.normal(key_beta, (p.d,))
-        y = x @ beta + sigma * jax.random.normal(key_y, (p.n,))
-        return {"beta": beta}, {"y": y}
-
-    def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
-        precision = x.T @ x / sigma**2 + jnp.eye(p.d) / tau**2
-        return precision, x.T @ data["y"] / sigma**2
-
-    def contribution(batch: Data, index: jax.Array) -> tuple[jax.Array, jax.Array]:
-        rows = x[index]
-        return rows.T @ rows / sigma**2, rows.T @ batch["y"] / sigma**2
-
-    subsample = Subsample(size=p.n, per_datum=("y",), restrict=lambda index: model_of(x[index]))
-    prior = (jnp.eye(p.d) / tau**2, jnp.zeros(p.d))
-    conjugate = ConjugateGaussian(natural_params)
-    _, data = jax.jit(simulate)(key_data)
-
-    @jax.jit  # one compilation instead of one per eager operation
-    def exact(data: Data) -> tuple[jax.Array, jax.Array, jax.Array]:
-        return *conjugate.posterior(data), log_evidence(x, data["y"], sigma, tau)
-
-    mean, cov, evidence = exact(data)
-    reference = gaussian_reference(
-        mean,
-        cov,
-        evidence,
-        provenance="closed form: beta|y ~ N(P^-1 X^T y/s^2, P^-1), P = X^T X/s^2 + I/t^2; "
-        "y ~ N(0, t^2 XX^T + s^2 I)",
-    )
-    return Task(
-        name="linreg",
-        label="linreg",
-        version=VERSION,
-        tags=frozenset({"exact", "conjugate", "gaussian-posterior", "correlated"}),
-        model=model,
-        data=data,
-        reference=reference,
-        simulate=simulate,
-        extensions=(conjugate, subsample, MinibatchConjugate(prior, contribution)),
-    )
-
-
-linreg = TaskFamily(name="linreg", version=VERSION, Params=LinRegParams, build=build, doc=__doc__)
+linreg = TaskFamily(name="linreg", version=VERSION, Params=LinRegParams, build=Deferred("vibench.tasks._linreg:build"), doc=__doc__)

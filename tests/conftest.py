@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
+from vibench.harness.runner import logdensity_of
 from vibench.metrics.multimodal import FAIR_SHARE
-from vibench.modes import Modes
 from vibench.registry import Registry, discover
-from vibench.runner import logdensity_of
+from vibench.structure.modes import Modes
 
 MODE_DRAWS = 4096
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from vibench.core import Approximation, Reference, Task
-from vibench.families import DrawKind, Draws, FullRank, MeanField
+from vibench.families.draws import DrawKind, Draws
+from vibench.families.gaussian import FullRank, MeanField
 
 
 def meanfield(loc, scale) -> Approximation:

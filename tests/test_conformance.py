@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
+from vibench.harness.runner import run_pair
 from vibench.registry import discover
-from vibench.runner import run_pair
 
 REGISTRY = discover()
 BUDGET = 2000  # gradient evaluations: seconds per pair

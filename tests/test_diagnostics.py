@@ -19,11 +19,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import integrate, stats
 from scipy.special import gammaln
+from synthetic import draws, fullrank, meanfield, task_of
 
-from vibench.conjugate import gaussian_reference
 from vibench.core import Approximation, Reference, Task
 from vibench.logdensity import derive_logdensity
-from vibench.metrics import DISTANCE_DRAWS, Evaluation, evaluate
 from vibench.metrics.distances import (
     marginal_w1,
     mean_marginal_w1,
@@ -31,10 +30,11 @@ from vibench.metrics.distances import (
     sliced_w1,
     unit_directions,
 )
+from vibench.metrics.evaluation import DISTANCE_DRAWS, Evaluation, evaluate
 from vibench.metrics.importance import PSIS, khat_flag_of, khat_threshold, pareto_smooth
 from vibench.metrics.multimodal import mode_coverage, mode_mass_error
-from vibench.modes import Modes
-from synthetic import draws, fullrank, meanfield, task_of
+from vibench.structure.conjugate import gaussian_reference
+from vibench.structure.modes import Modes
 
 # E W1 between two independent size-n samples of a 1-d normal, in sd units, is
 # 2/√(πn) ∫ √(Φ(1 − Φ)) dx (F_n − G_n ≈ N(0, 2F(1 − F)/n) pointwise): 1.822/√n.

@@ -14,8 +14,8 @@ from __future__ import annotations
 import jax
 import pytest
 
+from vibench.harness.runner import run_pair
 from vibench.registry import discover
-from vibench.runner import run_pair
 
 REGISTRY = discover()
 SEEDS = [0, 1, 2]
@@ -41,5 +41,5 @@ def test_khat_is_quiet_for_fullrank_advi_on_gaussian():
 ])
 def test_meanfield_advi_misses_modes_and_the_metrics_say_so(name, check):
     # k-hat does not see the missing modes here (it measured −0.3 to 0.2); the mode
-    # metrics do. Draws between modes count for no mode (vibench.modes).
+    # metrics do. Draws between modes count for no mode (vibench.structure.modes).
     assert all(check(v) for v in metric("mixture", "advi", name))

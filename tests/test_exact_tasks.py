@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vibench.conjugate import ConjugateGaussian, log_evidence_identity
 from vibench.logdensity import derive_logdensity
+from vibench.structure.conjugate import ConjugateGaussian, log_evidence_identity
 
 EXACT_TASKS = ["ppca", "ppca[n=7,d=4,k=3,sigma=0.3]", "linreg", "gaussian", "gaussian[dim=3,rho=-0.4]"]
 

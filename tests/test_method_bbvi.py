@@ -11,20 +11,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import fit
-from vibench.conjugate import ConjugateGaussian
-from vibench.families import FullRank, MeanField
-from vibench.methods.bbvi import (
+
+from vibench.families.gaussian import FullRank, MeanField
+from vibench.harness.runner import logdensity_of
+from vibench.methods._bbvi import (
     bbvi,
     control_variate_scale,
     draws,
     gradient_variances,
     score_terms,
 )
-from vibench.methods.cavi import exact_elbo
-from vibench.metrics import evaluate
-from vibench.runner import logdensity_of
+from vibench.methods._cavi import exact_elbo
+from vibench.metrics.evaluation import evaluate
+from vibench.structure.conjugate import ConjugateGaussian
 
 Z = 4.0
 

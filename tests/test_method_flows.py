@@ -13,12 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import fit, modes_covered
-from vibench.flow_family import FLOW_KINDS, Flow
-from vibench.methods.flows import annealed_loss, temperatures
-from vibench.metrics import evaluate
-from vibench.runner import logdensity_of
+
+from vibench.families.flow import FLOW_KINDS, Flow
+from vibench.harness.runner import logdensity_of
+from vibench.methods._flows import annealed_loss, temperatures
+from vibench.metrics.evaluation import evaluate
 
 Z = 4.0
 ACCURACY = 0.1

@@ -12,13 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import fit
-from vibench.conjugate import gaussian_kl
-from vibench.families import FullRank
-from vibench.methods.iwae import iwae_bound, log_weights, negative_iwae_bound
-from vibench.metrics import evaluate
-from vibench.runner import logdensity_of
+
+from vibench.families.gaussian import FullRank
+from vibench.harness.runner import logdensity_of
+from vibench.methods._iwae import iwae_bound, log_weights, negative_iwae_bound
+from vibench.metrics.evaluation import evaluate
+from vibench.structure.conjugate import gaussian_kl
 
 Z = 4.0
 # At q = p the log weights log p − log q are 0 up to float32 rounding of terms of size

@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import fit
 from jax.experimental import io_callback
 
-from conftest import fit
-from vibench import lbfgs
 from vibench.core import LogDensity
-from vibench.methods.laplace import LaplaceConfig, budget
-from vibench.methods.laplace import fit as laplace_fit
-from vibench.runner import logdensity_of
+from vibench.harness.runner import logdensity_of
+from vibench.methods._laplace import budget
+from vibench.methods._laplace import fit as laplace_fit
+from vibench.methods.laplace import LaplaceConfig
+from vibench.numerics import lbfgs
 
 EPS32 = float(np.finfo(np.float32).eps)
 

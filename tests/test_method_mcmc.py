@@ -20,12 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import fit
 from scipy.stats import chi2
 
-from conftest import fit
-from vibench.mcmc_diagnostics import basic_ess, basic_rhat, ess_bulk, rhat, split_chains, z_scale
-from vibench.methods.mcmc import HMCConfig, NUTSConfig, budget_hmc, budget_nuts, nuts_iteration_cost
+from vibench.methods._mcmc import budget_hmc, budget_nuts, nuts_iteration_cost
+from vibench.methods.mcmc import HMCConfig, NUTSConfig
 from vibench.metrics.estimates import draw_moments
+from vibench.numerics.mcmc_diagnostics import basic_ess, basic_rhat, ess_bulk, rhat, split_chains, z_scale
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)

@@ -13,18 +13,18 @@ from __future__ import annotations
 import jax
 import numpy as np
 from blackjax.optimizers.lbfgs import lbfgs_inverse_hessian_formula_1
-
 from conftest import fit
-from vibench import lbfgs
-from vibench.conjugate import gaussian_kl
-from vibench.methods.pathfinder import (
+
+from vibench.harness.runner import logdensity_of
+from vibench.methods._pathfinder import (
     PathfinderConfig,
     budget,
     inverse_hessian_diagonals,
     local_normal,
     scale_tril,
 )
-from vibench.runner import logdensity_of
+from vibench.numerics import lbfgs
+from vibench.structure.conjugate import gaussian_kl
 
 CONFIG = PathfinderConfig()
 EPS32 = float(np.finfo(np.float32).eps)

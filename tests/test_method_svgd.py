@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import fit, modes_covered
-from vibench.methods.svgd import SVGDConfig, budget
+
+from vibench.methods._svgd import budget
+from vibench.methods.svgd import SVGDConfig
 
 Z = 4.0
 

@@ -14,16 +14,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import fit
 from scipy import stats
 
-from conftest import fit
-from vibench.conjugate import ConjugateGaussian, gaussian_kl
-from vibench.families import gaussian_family
-from vibench.methods.advi import negative_elbo
-from vibench.methods.svi import minibatch_negative_elbo, step_sizes, svi
-from vibench.metrics import evaluate
-from vibench.minibatch import MinibatchConjugate, Subsample, minibatch_logp, sample_index
-from vibench.runner import logdensity_of
+from vibench.families.gaussian import gaussian_family
+from vibench.harness.runner import logdensity_of
+from vibench.methods._advi import negative_elbo
+from vibench.methods._svi import minibatch_negative_elbo, step_sizes, svi
+from vibench.metrics.evaluation import evaluate
+from vibench.structure.conjugate import ConjugateGaussian, gaussian_kl
+from vibench.structure.minibatch import MinibatchConjugate, Subsample, minibatch_logp, sample_index
 
 Z = 4.0
 TAIL = 6.3e-5  # two-sided normal tail beyond Z = 4

@@ -15,9 +15,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-
 from conftest import fit
-from vibench.metrics import evaluate
+
+from vibench.metrics.evaluation import evaluate
 
 Z = 4.0
 OPT_TOL = 0.1
@@ -77,7 +77,7 @@ def test_nuts_moments_agree_with_exact(registry, task_spec):
     task, ld, approx = fit(registry, task_spec, "nuts")
     draws = np.asarray(approx.params["draws"], np.float64)
     assert draws.shape[:2] == (4, 500)
-    from vibench.metrics import draw_moments
+    from vibench.metrics.estimates import draw_moments
 
     mean, sd, mean_se, sd_se = draw_moments(draws, kind="mcmc")
     ref_mean = np.asarray(task.reference.mean)
@@ -88,7 +88,7 @@ def test_nuts_moments_agree_with_exact(registry, task_spec):
 
 
 def test_same_seed_same_numbers(registry):
-    from vibench.runner import run_pair
+    from vibench.harness.runner import run_pair
 
     task = registry.task("linreg")
     choice = registry.method("advi[steps=300]")

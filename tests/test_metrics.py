@@ -20,14 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.signal import lfilter
+from synthetic import draws, fullrank, meanfield, task_of
 
-from vibench.conjugate import gaussian_reference
 from vibench.core import Approximation, Reference, Task
 from vibench.logdensity import derive_logdensity
-from vibench.metrics import DISTANCE_DRAWS, METRIC_DRAWS, Estimate, Evaluation, evaluate
-from vibench.metrics.estimates import draw_moments, rms_with_se
+from vibench.metrics.estimates import Estimate, draw_moments, rms_with_se
+from vibench.metrics.evaluation import DISTANCE_DRAWS, METRIC_DRAWS, Evaluation, evaluate
 from vibench.metrics.importance import log_px_is
-from synthetic import draws, fullrank, meanfield, task_of
+from vibench.structure.conjugate import gaussian_reference
 
 LOG_Z = -3.7
 MEAN = np.array([0.5, -1.0, 2.0])
@@ -234,3 +234,15 @@ def test_metrics_are_deterministic_given_the_key():
     task, approx = gaussian_task(), meanfield(MF_LOC, MF_SCALE)
     assert run(task, approx, seed=5) == run(task, approx, seed=5)
     assert run(task, approx, seed=5)["elbo"] != run(task, approx, seed=6)["elbo"]
+
+
+def test_every_computed_metric_has_one_record():
+    """Each metric the evaluation can write is described once (title, direction), and its
+    deferred computation resolves."""
+    from vibench.declarations import resolve
+    from vibench.metrics.records import COMPUTED, METRICS
+
+    names = [m.name for m in METRICS]
+    assert len(names) == len(set(names))
+    for metric in COMPUTED:
+        assert callable(resolve(metric.compute)) and metric.applies is not None and metric.title

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from vibench.core import Approximation, Method
-from vibench.families import MeanField
+from vibench.core import Approximation
+from vibench.declarations import Method
+from vibench.families.gaussian import MeanField
 
 
 @dataclass(frozen=True)

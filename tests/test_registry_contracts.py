@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import subprocess
+import sys
 import typing
 
 import pytest
 
 from vibench.core import BudgetFn, FitFn, SupportsFn, Task
+from vibench.declarations import resolve
 from vibench.registry import discover
 
 REGISTRY = discover()
@@ -20,7 +23,7 @@ PARAM_TYPES = (int, float, bool, str)
 
 
 def parameter_names(fn) -> list[str]:
-    return list(inspect.signature(fn).parameters)
+    return list(inspect.signature(resolve(fn)).parameters)
 
 
 def protocol_parameters(protocol) -> list[str]:
@@ -61,3 +64,15 @@ def test_task_contract(name):
     assert task.reference.provenance
     assert "exact" not in task.tags or task.reference.exact
     assert family.doc.strip()
+
+
+def test_declarations_import_no_jax():
+    """Names, parameters and docs of every built-in come without JAX (the CLI checks a
+    request with them before importing it)."""
+    code = (
+        "import sys; from vibench.registry import discover; r = discover(); "
+        "[m.Config() for m in r.methods.values()]; [t.Params() for t in r.tasks.values()]; "
+        "heavy = [m for m in ('jax', 'numpyro', 'optax', 'arviz', 'numpy') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

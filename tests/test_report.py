@@ -22,11 +22,11 @@ import pytest
 from matplotlib import image as mpimg
 
 from vibench.cli import main
+from vibench.harness.store import DRAWS_STORED, METRICS_SCHEMA, read_draws, read_reference_draws
 from vibench.report.build import build_report, page_name
 from vibench.report.figures import DPI, DRAWS_PANEL, DrawPanel, draws_figure, draws_limits, pareto_front
 from vibench.report.summary import cells, load_results
 from vibench.report.tables import plain, split_number
-from vibench.store import DRAWS_STORED, METRICS_SCHEMA, read_draws, read_reference_draws
 
 MARKUP = "<script>alert(1)</script>"
 BROKEN_METHOD = '''
@@ -35,8 +35,9 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 
-from vibench.core import Approximation, Method
-from vibench.families import MeanField
+from vibench.core import Approximation
+from vibench.declarations import Method
+from vibench.families.gaussian import MeanField
 
 
 @dataclass(frozen=True)

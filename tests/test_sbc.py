@@ -3,7 +3,7 @@
 The statistics behind the thresholds:
 
 - Under a calibrated method the ranks are i.i.d. discrete uniform on 0..L, and every
-  p-value of :mod:`vibench.uniformity` is valid for that discrete null, so a test at
+  p-value of :mod:`vibench.sbc.uniformity` is valid for that discrete null, so a test at
   level α rejects with probability at most α. The size checks simulate many uniform
   rank sets and bound the rejection rate by α plus 4 binomial standard errors (a
   false failure has probability < 1e-4); they also require at least α/2, so a test that
@@ -30,16 +30,19 @@ import numpyro.distributions as dist
 import pytest
 from matplotlib.figure import Figure
 
-from vibench import uniformity
 from vibench.cli import main
-from vibench.conjugate import ConjugateGaussian
-from vibench.core import Approximation, Method, Reference, Task
-from vibench.families import Draws, MeanField
+from vibench.core import Approximation, Reference, Task
+from vibench.declarations import Method
+from vibench.families.draws import Draws
+from vibench.families.gaussian import MeanField
+from vibench.harness.runner import logdensity_of
+from vibench.harness.store import read_metrics
 from vibench.logdensity import derive_logdensity
-from vibench.ranks import break_ties, param_names, rank_counts, thin
 from vibench.registry import MethodChoice
-from vibench.runner import logdensity_of
-from vibench.sbc import (
+from vibench.sbc import uniformity
+from vibench.sbc.plots import ecdf_difference_figure, rank_histogram_figure, save_plots
+from vibench.sbc.ranks import break_ties, param_names, rank_counts, thin
+from vibench.sbc.run import (
     DEFAULT_DRAWS,
     DEFAULT_REPLICATES,
     SBC_SCHEMA,
@@ -48,8 +51,7 @@ from vibench.sbc import (
     split_label,
     write_sbc,
 )
-from vibench.sbc_report import ecdf_difference_figure, rank_histogram_figure, save_plots
-from vibench.store import read_metrics
+from vibench.structure.conjugate import ConjugateGaussian
 
 ALPHA = 0.05
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vibench.sbc import run_sbc
+from vibench.sbc.run import run_sbc
 
 TASK, METHOD, REPLICATES = "linreg", "advi[family=fullrank,steps=300]", 25  # odd: padded
 SHARDED_RUN = f"""
 import sys, jax, numpy as np
 from vibench.registry import discover
-from vibench.sbc import replicate_sharding, run_sbc
+from vibench.sbc.run import replicate_sharding, run_sbc
 assert replicate_sharding(jax.devices()[0]).mesh.size == 2
 registry = discover()
 outcome = run_sbc(registry.task("{TASK}"), registry.method("{METHOD}"), {REPLICATES})

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from vibench.core import Approximation
-from vibench.families import Draws
-from vibench.runner import KEPT_DRAWS_STREAM, kept_draws, logdensity_of, reference_draws, run_pair
-from vibench.store import (
+from vibench.families.draws import Draws
+from vibench.harness.runner import KEPT_DRAWS_STREAM, kept_draws, logdensity_of, reference_draws, run_pair
+from vibench.harness.store import (
     DRAWS_STORED,
     METRICS_SCHEMA,
     SCHEMA_VERSION,

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from vibench.cli import main
-from vibench.report.summary import BETTER, HIGHER, LOWER, load_results
+from vibench.harness.store import METRICS_SCHEMA, SCHEMA_VERSION, append_runs
+from vibench.report.summary import load_results
+from vibench.metrics.records import HIGHER, LOWER, direction
 from vibench.report.tables import format_table, plain, split_number
-from vibench.store import METRICS_SCHEMA, SCHEMA_VERSION, append_runs
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 CLOCK = itertools.count()  # runs are stamped in the order they are made
@@ -73,10 +74,11 @@ def test_numbers(mean, se, text):
 
 
 def test_directions_are_defined_once_and_right():
-    assert BETTER["elbo"] == BETTER["log_px_is"] == HIGHER
+    assert direction("elbo") == direction("log_px_is") == HIGHER
     for metric in ("kl", "khat", "mean_error", "std_error", "time_fit_s", "elbo_gap"):
-        assert BETTER[metric] == LOWER
-    assert "log_px" not in BETTER  # the exact evidence is the task's, not a method's
+        assert direction(metric) == LOWER
+    assert direction("log_px") is None  # the exact evidence is the task's, not a method's
+    assert direction("some_method_diagnostic") is None
 
 
 # ------------------------------------------------------------------ formats

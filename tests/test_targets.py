@@ -19,10 +19,10 @@ from scipy import special, stats
 
 from vibench.cli import main
 from vibench.logdensity import derive_logdensity
-from vibench.modes import MODE_TAIL, Modes
 from vibench.registry import discover
 from vibench.spec import SpecError
-from vibench.tasks.targets import banana, draw_mixture, funnel, mixture, mixture_centers, student_t
+from vibench.structure.modes import MODE_TAIL, Modes
+from vibench.tasks._targets import banana, draw_mixture, funnel, mixture, mixture_centers, student_t
 
 FAMILIES = {f.name: f for f in (student_t, funnel, mixture, banana)}
 KS_LEVEL = 1e-3  # a fixed seed; the test fails only for a sampler off its CDF

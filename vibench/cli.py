@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from vibench import environment
-from vibench.metrics import METRIC_DRAWS
+from vibench.harness import environment
+from vibench.harness.runner import reference_draws, run_pair
+from vibench.harness.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, append_reference_draws, append_runs
+from vibench.metrics.records import METRIC_DRAWS
 from vibench.registry import Registry, discover
 from vibench.report.build import build_report
 from vibench.report.summary import load_results, mean_and_se
 from vibench.report.tables import FORMATS, available_metrics, format_table
-from vibench.runner import reference_draws, run_pair
-from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES, run_sbc, write_sbc
-from vibench.sbc_report import format_summary, save_plots
+from vibench.sbc.plots import format_summary, save_plots
+from vibench.sbc.run import DEFAULT_DRAWS, DEFAULT_REPLICATES, run_sbc, write_sbc
 from vibench.spec import SpecError
-from vibench.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, append_reference_draws, append_runs
 
 SUMMARY_METRICS = ("elbo", "log_px", "log_px_is", "khat", "kl", "mean_error", "std_error", "time_fit_s")
 

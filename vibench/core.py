@@ -1,7 +1,9 @@
 """Core types of vibench: tasks, references, log densities, methods, approximations.
 
 Types only. A task owns its mathematics (model, data, ground truth); a method owns
-its algorithm; the harness (runner, metrics, store) owns everything else.
+its algorithm; the harness (runner, metrics, store) owns everything else. What a task
+family or a method *declares* (name, parameters, where its code is) lives apart, in
+:mod:`vibench.declarations`, which imports no JAX.
 
 Conventions: ``Data`` is a pytree of arrays (a dict); ``z`` is a point of the flat,
 unconstrained latent space of the task's :class:`LogDensity`.
@@ -9,9 +11,8 @@ unconstrained latent space of the task's :class:`LogDensity`.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 import jax
 
@@ -72,10 +73,6 @@ class SupportsFn(Protocol):
     def __call__(self, task: Task) -> tuple[bool, str]: ...
 
 
-def any_task(task: Task) -> tuple[bool, str]:
-    """The ``supports`` of a method that runs on every task (it needs only the log joint)."""
-    return True, ""
-
 
 class BudgetFn(Protocol[C]):
     """``budget(config, grad_evals, task) -> config`` spending at most ``grad_evals``
@@ -84,10 +81,6 @@ class BudgetFn(Protocol[C]):
 
     def __call__(self, config: C, grad_evals: int, task: Task) -> C: ...
 
-
-def gradient_free(config: C, grad_evals: int, task: Task) -> C:
-    """The ``budget`` of a method that uses no gradients (closed forms): it does not bind."""
-    return config
 
 
 class BuildFn(Protocol[C]):
@@ -149,16 +142,6 @@ class Task:
         return None
 
 
-@dataclass(frozen=True)
-class TaskFamily(Generic[C]):
-    """A registered task: a name, a frozen ``Params`` dataclass and ``build(params)``."""
-
-    name: str
-    version: str
-    Params: type[C]
-    build: BuildFn[C]
-    doc: str = ""
-
 
 @dataclass(frozen=True, eq=False)
 class LogDensity:
@@ -189,6 +172,15 @@ class Family(Protocol):
     def log_prob(self, params: Any, z: Array) -> Array: ...
 
     def gaussian(self, params: Any) -> tuple[Array, Array] | None: ...
+
+    def best_elbo(self, reference: Reference) -> float | None:
+        """The best ELBO this family can reach on a task with ``reference``, when known."""
+        ...
+
+    def valid_draws(self, params: Any) -> Any:
+        """The real stored draws ``(chains, n, dim)`` of a draws family; ``None`` for a
+        density family, which stores none."""
+        ...
 
     def sample_and_log_prob(self, params: Any, key: PRNGKey, n: int) -> tuple[Array, Array]: ...
 
@@ -256,32 +248,3 @@ class Approximation:
 
     def gaussian(self) -> tuple[Array, Array] | None:
         return self.family.gaussian(self.params)
-
-
-@dataclass(frozen=True)
-class Method(Generic[C]):
-    """A registered inference method.
-
-    ``Config`` is a frozen dataclass whose defaults are the method's defaults.
-    ``jittable`` methods are pure JAX (``lax.scan`` loops), so the harness can
-    compile them apart from running them and vmap them over data sets.
-    ``budget`` maps a gradient-evaluation budget to a config (``--budget``); a method
-    without one cannot run under a budget.
-    """
-
-    name: str
-    version: str
-    Config: type[C]
-    supports: SupportsFn
-    fit: FitFn[C]
-    budget: BudgetFn[C] | None = None
-    jittable: bool = True
-    doc: str = ""
-
-    def default_config(self) -> C:
-        return self.Config()
-
-
-def config_items(config: Any) -> dict[str, Any]:
-    """The fields of a config or params dataclass, in declaration order."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

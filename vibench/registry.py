@@ -19,10 +19,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vibench.core import Method, Task, TaskFamily
+from vibench.declarations import Method, TaskFamily
 from vibench.spec import SpecError, canonical_label, make_config, parse_spec
+
+if TYPE_CHECKING:
+    from vibench.core import Task
 
 ENTRY_POINT_GROUP = "vibench.plugins"
 

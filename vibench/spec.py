@@ -7,7 +7,7 @@ import re
 import typing
 from typing import Any, Literal
 
-from vibench.core import config_items
+from vibench.declarations import config_items
 
 
 class SpecError(ValueError):

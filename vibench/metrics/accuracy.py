@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vibench.conjugate import gaussian_kl
 from vibench.core import Reference
 from vibench.metrics.estimates import Estimate, rms_with_se
+from vibench.structure.conjugate import gaussian_kl
 
 if TYPE_CHECKING:
     from vibench.metrics.evaluation import Evaluation

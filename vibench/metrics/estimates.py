@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vibench.families import DrawKind
+from vibench.families.draws import DrawKind
 
 with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
     warnings.simplefilter("ignore", FutureWarning)

@@ -13,11 +13,12 @@ import jax
 import numpy as np
 
 from vibench.core import Approximation, Family, LogDensity, LogJointFn, Task
-from vibench.families import DrawKind
-from vibench.metrics.estimates import draw_moments
+from vibench.families.draws import DrawKind
+from vibench.metrics.estimates import Estimate, draw_moments
 from vibench.metrics.importance import PSIS, pareto_smooth
+from vibench.metrics.records import COMPUTED, METRIC_DRAWS
+from vibench.structure.modes import Modes
 
-METRIC_DRAWS = 4096
 DISTANCE_DRAWS = 2000
 SUBSAMPLE_STREAM, DIRECTIONS_STREAM = 0, 1
 
@@ -81,6 +82,16 @@ class Evaluation:
         return self._q_sample[1]
 
     @cached_property
+    def modes(self) -> Modes | None:
+        """The task's modes, for a multimodal target."""
+        return self.task.extension(Modes)
+
+    @cached_property
+    def family_best_elbo(self) -> float | None:
+        """The best ELBO q's family can reach on this task, where known (the family says)."""
+        return self.approx.family.best_elbo(self.reference)
+
+    @cached_property
     def psis(self) -> PSIS:
         return pareto_smooth(self.log_weights)
 
@@ -125,3 +136,11 @@ class Evaluation:
         y = np.asarray(ref.sample(self.key_reference, n), np.float64)
         sd = np.asarray(ref.std, np.float64)
         return x / sd, y / sd
+
+
+def evaluate(
+    task: Task, logdensity: LogDensity, approx: Approximation, key, n_draws: int = METRIC_DRAWS
+) -> dict[str, Estimate]:
+    """Every metric of :data:`vibench.metrics.records.METRICS` that applies to ``approx`` on ``task``."""
+    ev = Evaluation(task, logdensity, approx, key, n_draws)
+    return {m.name: m.compute(ev) for m in COMPUTED if m.applies(ev)}

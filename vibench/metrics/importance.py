@@ -145,9 +145,5 @@ def psis_mean_error(ev: Evaluation) -> Estimate:
 
 def family_gap(ev: Evaluation) -> Estimate:
     """The best ELBO q's family can reach minus this ELBO (≥ 0 up to Monte Carlo error)."""
-    best = {
-        "meanfield": ev.reference.meanfield_elbo,
-        "fullrank": ev.reference.log_evidence,
-    }[ev.approx.family.name]
     est = elbo(ev)
-    return Estimate(best - est.value, est.stderr)
+    return Estimate(ev.family_best_elbo - est.value, est.stderr)

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import norm
 
 from vibench.metrics.estimates import Estimate, mean_with_se
-from vibench.modes import OFF_MODE, Modes
+from vibench.structure.modes import OFF_MODE, Modes
 
 if TYPE_CHECKING:
     from vibench.metrics.evaluation import Evaluation

@@ -35,22 +35,12 @@ from vibench.report.figures import (
     pareto_front,
     traces_figure,
 )
-from vibench.report.summary import (
-    BETTER,
-    HEADLINE,
-    HIDDEN,
-    Cell,
-    Results,
-    cells,
-    failure_text,
-    load_results,
-    metric_order,
-    title,
-)
+from vibench.report.summary import Cell, Results, cells, failure_text, load_results
+from vibench.metrics.records import HEADLINE, HIDDEN, direction, metric_order, title
 from vibench.report.tables import plain, split_number
-from vibench.sbc import ALPHA, SBCOutcome, uniformity_tests
-from vibench.sbc_report import ecdf_difference_figure, format_summary, rank_histogram_figure
-from vibench.uniformity import P_RESOLUTION
+from vibench.sbc.plots import ecdf_difference_figure, format_summary, rank_histogram_figure
+from vibench.sbc.run import ALPHA, SBCOutcome, uniformity_tests
+from vibench.sbc.uniformity import P_RESOLUTION
 
 ACCURACY_METRICS = ("mean_error", "std_error", "w1_sliced", "mode_mass_error")
 COST_METRICS = ("grad_evals", "time_fit_s")
@@ -277,7 +267,7 @@ def _headline(results: Results, found: dict) -> list[dict]:
     labels = results.labels
     return [
         {
-            "metric": metric, "title": title(metric), "better": BETTER.get(metric, ""),
+            "metric": metric, "title": title(metric), "better": direction(metric) or "",
             "labels": labels,
             "rows": list(zip(
                 [(task, page_name(task)) for task in results.tasks],
@@ -334,7 +324,7 @@ def _task_page(results: Results, found: dict, task: str) -> dict:
         "task": task,
         "versions": ", ".join(sorted(set(runs["task_version"].dropna()))),
         "log_px": None if log_px is None else f"{log_px:.6g}",
-        "metrics": [(m, title(m), BETTER.get(m, "")) for m in metrics],
+        "metrics": [(m, title(m), direction(m) or "") for m in metrics],
         "rows": list(zip(labels, _grid(found, labels, metrics, lambda label, m: (task, label, m)))),
         "figures": figures,
         "sbc": _sbc_section(results, task),

@@ -1,6 +1,6 @@
 """The report's figures: accuracy against cost with the Pareto front, objective traces
 across seeds, k-hat per method, and draws of each method over the reference draws on a
-task of one or two dimensions (SBC figures come from :mod:`vibench.sbc_report`).
+task of one or two dimensions (SBC figures come from :mod:`vibench.sbc.plots`).
 
 Figures are built on matplotlib's Agg canvas without pyplot (no global state, no
 display) and embedded in the HTML as base64 PNG, so a report makes no network request.
@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from vibench.report.summary import title
+from vibench.metrics.records import title
 
 PANEL = (4.6, 3.2)
 MAX_TRACE_POINTS = 500

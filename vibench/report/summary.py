@@ -21,80 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vibench.sbc import PARAM_SEPARATOR, read_sbc
-from vibench.store import read_draws, read_metrics, read_reference_draws, read_traces
-
-HIGHER, LOWER = "higher", "lower"
-
-BETTER: dict[str, str] = {
-    "elbo": HIGHER,
-    "log_px_is": HIGHER,
-    "is_ess": HIGHER,
-    "is_ess_frac": HIGHER,
-    "mode_coverage": HIGHER,
-    "elbo_gap": LOWER,
-    "kl": LOWER,
-    "khat": LOWER,
-    "family_gap": LOWER,
-    "mean_error": LOWER,
-    "std_error": LOWER,
-    "psis_mean_error": LOWER,
-    "w1_mean": LOWER,
-    "w1_sliced": LOWER,
-    "mmd": LOWER,
-    "mode_mass_error": LOWER,
-    "time_fit_s": LOWER,
-    "time_compile_s": LOWER,
-    "grad_evals": LOWER,
-}
-"""Which way each metric is better; a metric not listed (the exact ``log_px``, a task
-property, or ``steps``) has no best."""
-
-TITLES: dict[str, str] = {
-    "elbo_gap": "log p(x) − ELBO",
-    "elbo": "ELBO",
-    "log_px": "log p(x) (exact)",
-    "log_px_is": "log p(x) (IS)",
-    "khat": "k̂",
-    "is_ess": "IS ESS",
-    "is_ess_frac": "IS ESS / S",
-    "kl": "KL(q‖p)",
-    "family_gap": "gap to best of family",
-    "mean_error": "mean error",
-    "std_error": "sd error",
-    "psis_mean_error": "PSIS mean error",
-    "w1_mean": "W1 (marginals)",
-    "w1_sliced": "W1 (sliced)",
-    "mmd": "MMD",
-    "mode_coverage": "mode coverage",
-    "mode_mass_error": "mode mass error",
-    "time_fit_s": "fit time (s)",
-    "time_compile_s": "compile time (s)",
-    "grad_evals": "gradient evaluations",
-    "steps": "steps",
-}
-"""Display names, in display order; metrics not listed follow, alphabetically."""
-
-HEADLINE = ("elbo_gap", "log_px_is", "khat", "mean_error", "std_error", "time_fit_s")
-"""The overview's and the paper table's default metrics."""
+from vibench.metrics.records import HIDDEN, HIGHER, direction, metric_order
+from vibench.harness.store import read_draws, read_metrics, read_reference_draws, read_traces
+from vibench.sbc.run import PARAM_SEPARATOR, read_sbc
 
 IMPORTANCE_METRICS = ("khat", "log_px_is")
 """Shown with a warning when k-hat is unreliable (``khat_flag`` 2): k-hat itself, and the
 importance-sampling estimate it makes untrustworthy."""
 
 KHAT_UNRELIABLE = 2.0
-HIDDEN = ("khat_flag", "log_px")
-"""Not shown as columns: ``khat_flag`` becomes a warning, ``log_px`` a task property."""
-
-
-def title(metric: str) -> str:
-    return TITLES.get(metric, metric)
-
-
-def metric_order(metrics) -> list[str]:
-    """``metrics`` in display order (:data:`TITLES`'s order, then alphabetical)."""
-    rank = {name: i for i, name in enumerate(TITLES)}
-    return sorted(set(metrics), key=lambda m: (rank.get(m, len(rank)), m))
 
 
 RUN_COLUMNS = (
@@ -261,15 +196,15 @@ def _mark_best(found: dict[tuple[str, str, str], Cell]) -> dict[tuple[str, str, 
     """Set ``best`` on the cells with the best finite mean of each task and metric."""
     best: dict[tuple[str, str], float] = {}
     for (task, _, metric), cell in found.items():
-        direction = BETTER.get(metric)
-        if direction is None or not (cell.applicable and math.isfinite(cell.mean)):
+        better = direction(metric)
+        if better is None or not (cell.applicable and math.isfinite(cell.mean)):
             continue
-        sign = 1.0 if direction == HIGHER else -1.0
+        sign = 1.0 if better == HIGHER else -1.0
         best[(task, metric)] = max(best.get((task, metric), -math.inf), sign * cell.mean)
     marked = {}
     for key, cell in found.items():
         task, _, metric = key
-        sign = 1.0 if BETTER.get(metric) == HIGHER else -1.0
+        sign = 1.0 if direction(metric) == HIGHER else -1.0
         is_best = (task, metric) in best and cell.applicable and sign * cell.mean == best[(task, metric)]
         marked[key] = replace(cell, best=True) if is_best else cell
     return marked

@@ -17,7 +17,8 @@ from typing import Literal
 
 import pandas as pd
 
-from vibench.report.summary import HEADLINE, Cell, Results, cells, title
+from vibench.report.summary import Cell, Results, cells
+from vibench.metrics.records import HEADLINE, title
 
 Format = Literal["latex", "markdown", "csv"]
 FORMATS: tuple[str, ...] = ("latex", "markdown", "csv")

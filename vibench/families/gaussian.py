@@ -1,5 +1,4 @@
-"""Approximating families shared by methods: Gaussian (mean-field, full-rank, low-rank)
-and empirical draws (MCMC, particles).
+"""Gaussian approximating families shared by methods: mean-field, full-rank, low-rank.
 
 A family is a small, frozen, hashable object: the static half of an
 :class:`vibench.core.Approximation`, whose ``params`` pytree is the dynamic half.
@@ -18,14 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions as dist
 
-from vibench.core import Array
+from vibench.core import Array, Reference
 
 _HALF_LOG_2PI = 0.5 * jnp.log(2 * jnp.pi)
 
@@ -61,6 +58,14 @@ class MeanField:
 
     def gaussian(self, params):
         return params["loc"], jnp.diag(jnp.exp(2 * params["log_scale"]))
+
+    def best_elbo(self, reference: Reference) -> float | None:
+        """The mean-field optimum's ELBO, where the task knows it."""
+        return reference.meanfield_elbo
+
+    def valid_draws(self, params) -> None:
+        """A density family stores no draws."""
+        return None
 
     def entropy(self, params):
         return jnp.sum(params["log_scale"]) + params["loc"].shape[0] * (0.5 + _HALF_LOG_2PI)
@@ -98,6 +103,14 @@ class FullRank:
     def gaussian(self, params):
         chol = self.scale_tril(params)
         return params["loc"], chol @ chol.T
+
+    def best_elbo(self, reference: Reference) -> float | None:
+        """log p(x) when the posterior is exactly Gaussian (then q can equal it)."""
+        return reference.log_evidence if reference.gaussian is not None else None
+
+    def valid_draws(self, params) -> None:
+        """A density family stores no draws."""
+        return None
 
     def entropy(self, params):
         return jnp.sum(params["log_diag"]) + params["loc"].shape[0] * (0.5 + _HALF_LOG_2PI)
@@ -150,6 +163,14 @@ class LowRank:
         f = params["factor"]
         return params["loc"], f @ f.T + jnp.diag(jnp.exp(2 * params["log_diag"]))
 
+    def best_elbo(self, reference: Reference) -> float | None:
+        """Unknown in closed form for a rank-limited covariance."""
+        return None
+
+    def valid_draws(self, params) -> None:
+        """A density family stores no draws."""
+        return None
+
     def entropy(self, params):
         q = dist.LowRankMultivariateNormal(
             params["loc"], params["factor"], jnp.exp(2 * params["log_diag"])
@@ -159,52 +180,6 @@ class LowRank:
     def sample_and_log_prob(self, params, key, n, stick=False):
         z = self.sample(params, key, n)
         return z, self.log_prob(jax.lax.stop_gradient(params) if stick else params, z)
-
-
-DrawKind = Literal["iid", "mcmc", "particles"]
-
-
-@dataclass(frozen=True)
-class Draws:
-    """Empirical draws ``params["draws"]`` of shape (chains, n, dim); no density.
-
-    ``kind`` says what the draws are, which decides their error: ``iid`` (an exact
-    sampler: independent), ``mcmc`` (autocorrelated chains: their effective sample
-    size must be estimated) or ``particles`` (the particle set *is* the approximation,
-    as in SVGD: its moments are exact properties of q, so they carry no Monte Carlo
-    error, only bias against the posterior).
-    """
-
-    kind: DrawKind = "mcmc"
-    name: str = "draws"
-    has_density: bool = False
-
-    @staticmethod
-    def valid_draws(params) -> np.ndarray:
-        """The real draws, (chains, n_valid, dim): a run stopped by its budget sets
-        ``params["num_valid"]`` and NaN-pads the draws past it."""
-        draws = np.asarray(params["draws"])
-        return draws if "num_valid" not in params else draws[:, : int(params["num_valid"])]
-
-    def sample(self, params, key, n):
-        """``n`` of the draws without replacement, or, when only the first
-        ``num_valid`` per chain are real, ``n`` uniformly among those with replacement."""
-        draws = params["draws"]
-        if "num_valid" in params:
-            key_chain, key_draw = jax.random.split(key)
-            chain = jax.random.randint(key_chain, (n,), 0, draws.shape[0])
-            index = jax.random.randint(key_draw, (n,), 0, params["num_valid"])
-            return draws[chain, index]
-        flat = draws.reshape(-1, draws.shape[-1])
-        if n > flat.shape[0]:
-            raise ValueError(f"asked for {n} draws, only {flat.shape[0]} available")
-        return flat[jax.random.choice(key, flat.shape[0], (n,), replace=False)]
-
-    def log_prob(self, params, z):
-        raise TypeError("empirical draws have no density")
-
-    def gaussian(self, params):
-        return None
 
 
 GAUSSIAN_FAMILIES = ("meanfield", "fullrank", "lowrank")

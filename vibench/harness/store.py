@@ -3,7 +3,7 @@
 :func:`read_metrics` loads every metrics file of ``DIR`` as one tidy table (one row
 per run and metric), files of older schema versions migrated (``pandas.read_parquet(DIR)``
 reads the same rows, but takes its columns from one file). The ``kind`` of a row's run
-is ``run`` (a benchmark run, :mod:`vibench.runner`) or ``sbc`` (:mod:`vibench.sbc`).
+is ``run`` (a benchmark run, :mod:`vibench.harness.runner`) or ``sbc`` (:mod:`vibench.sbc`).
 
 Side tables live in folders whose names start with ``_``, which Arrow's dataset
 discovery skips, so they never mix into the metrics table:

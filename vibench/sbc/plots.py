@@ -30,9 +30,9 @@ with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on impo
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
 
-from vibench import uniformity
-from vibench.sbc import SBCOutcome
-from vibench.store import SBC_DIR
+from vibench.harness.store import SBC_DIR
+from vibench.sbc import uniformity
+from vibench.sbc.run import SBCOutcome
 
 PLOTS_DIR = "_plots"
 MAX_PLOTTED = 16

@@ -30,13 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vibench import environment
-from vibench.core import Approximation, LogDensity, Task, config_items
-from vibench.families import Draws
+from vibench.core import Approximation, LogDensity, Task
+from vibench.declarations import config_items
+from vibench.harness import environment
+from vibench.harness.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, SCHEMA_VERSION
 from vibench.logdensity import derive_logdensity
-from vibench.metrics import METRIC_DRAWS, Estimate, evaluate
+from vibench.metrics.estimates import Estimate
+from vibench.metrics.evaluation import METRIC_DRAWS, evaluate
 from vibench.registry import MethodChoice
-from vibench.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, SCHEMA_VERSION
 
 KEPT_DRAWS_STREAM = 1
 
@@ -70,8 +71,9 @@ def config_hash(task: Task, choice: MethodChoice) -> str:
 
 def _finite(approx: Approximation) -> bool:
     params = approx.params
-    if isinstance(approx.family, Draws):
-        params = {**params, "draws": approx.family.valid_draws(params)}
+    draws = approx.family.valid_draws(params)
+    if draws is not None:
+        params = {**params, "draws": draws}
     # The trace may hold −inf legitimately (Pathfinder scores candidate points along its
     # path, some hopeless); what must be finite is the approximation itself.
     leaves = jax.tree_util.tree_leaves(params)
@@ -154,7 +156,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         if not _finite(approx):
             status, error = "nan", "non-finite parameters"
             estimates = costs
-        elif isinstance(approx.family, Draws) and approx.family.valid_draws(approx.params).size == 0:
+        elif (draws := approx.family.valid_draws(approx.params)) is not None and draws.size == 0:
             status, error = "failed", "no draws: the budget ran out before sampling began"
             estimates = costs
         else:

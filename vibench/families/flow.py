@@ -50,7 +50,7 @@ from flowjax.distributions import StandardNormal, Transformed
 from flowjax.flows import coupling_flow, masked_autoregressive_flow
 from paramax.utils import inv_softplus
 
-from vibench.core import Array
+from vibench.core import Array, Reference
 
 FLOW_KINDS = ("realnvp", "iaf", "nsf", "nsf_affine")
 STRUCTURE_SEED = 0
@@ -144,6 +144,14 @@ class Flow:
         return self.distribution(params).log_prob(z)
 
     def gaussian(self, params):
+        return None
+
+    def best_elbo(self, reference: Reference) -> float | None:
+        """Unknown for a flow."""
+        return None
+
+    def valid_draws(self, params) -> None:
+        """A density family stores no draws."""
         return None
 
     def sample_and_log_prob(self, params, key, n):

@@ -8,8 +8,8 @@ model's constrained sites with ``logdensity.constrain``, and for every scalar
 parameter (site name and flat index: ``beta[3]``, ``z[4,1]``) the rank of the true
 value among the L draws, #{draws < θ_r} in 0..L (ties broken at random), is recorded.
 A calibrated method gives i.i.d. uniform ranks; a method whose q is too narrow gives
-U-shaped ranks, a biased one skewed ranks (draws and ranks: :mod:`vibench.ranks`;
-tests: :mod:`vibench.uniformity`; plots and summary: :mod:`vibench.sbc_report`).
+U-shaped ranks, a biased one skewed ranks (draws and ranks: :mod:`vibench.sbc.ranks`;
+tests: :mod:`vibench.sbc.uniformity`; plots and summary: :mod:`vibench.sbc.plots`).
 
 Jittable methods are fitted for a chunk of replicates at once: ``jax.vmap`` of the fit
 over (data, key) in one compiled call, its replicates split over every device of the
@@ -32,7 +32,7 @@ What is recorded:
   ``sbc_pvalue``, Holm over both uniformity tests and every parameter, and
   ``sbc_rejected`` (1 when ``sbc_pvalue`` ≤ α); costs ``time_compile_s`` and
   ``sbc_time_fit_s`` (all replicates), and ``sbc_replicates``, ``sbc_draws``.
-  Every p-value is exact (:mod:`vibench.uniformity`): its ``stderr`` is 0.
+  Every p-value is exact (:mod:`vibench.sbc.uniformity`): its ``stderr`` is 0.
 """
 
 from __future__ import annotations
@@ -50,11 +50,8 @@ import pandas as pd
 import pyarrow as pa
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from vibench import uniformity
 from vibench.core import LogDensity, Task
-from vibench.ranks import break_ties, param_names, posterior_draws, rank_counts
-from vibench.registry import MethodChoice
-from vibench.runner import (
+from vibench.harness.runner import (
     compile_fit,
     failed_outcome,
     logdensity_of,
@@ -62,7 +59,10 @@ from vibench.runner import (
     run_meta,
     sync_time,
 )
-from vibench.store import METRICS_SCHEMA, SBC_DIR, append_runs, read_side_table, write_atomic
+from vibench.harness.store import METRICS_SCHEMA, SBC_DIR, append_runs, read_side_table, write_atomic
+from vibench.registry import MethodChoice
+from vibench.sbc import uniformity
+from vibench.sbc.ranks import break_ties, param_names, posterior_draws, rank_counts
 
 DEFAULT_REPLICATES = 200
 DEFAULT_DRAWS = 99

@@ -1,0 +1,71 @@
+"""The computation of :mod:`vibench.tasks.ppca` (declared there, with its parameters)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from vibench.core import Data, Task
+from vibench.structure.conjugate import ConjugateGaussian, gaussian_reference
+from vibench.tasks.ppca import VERSION, PPCAParams
+
+
+def log_evidence(x: jax.Array, w: jax.Array, b: jax.Array, sigma: float) -> jax.Array:
+    """Σ_n log N(x_n; b, WWᵀ + σ²I): the closed-form marginal likelihood."""
+    cov = w @ w.T + sigma**2 * jnp.eye(w.shape[0])
+    return dist.MultivariateNormal(b, covariance_matrix=cov).log_prob(x).sum()
+
+
+def build(p: PPCAParams) -> Task:
+    if min(p.n, p.d, p.k) < 1 or p.k > p.d or p.sigma <= 0:
+        raise ValueError("ppca needs n, d, k >= 1, k <= d and sigma > 0")
+    key_w, key_b, key_data = jax.random.split(jax.random.key(p.data_seed), 3)
+    w = jax.random.normal(key_w, (p.d, p.k))
+    b = jax.random.normal(key_b, (p.d,))
+    sigma = p.sigma
+
+    def model(data: Data) -> None:
+        n = data["x"].shape[0]
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n, p.k]).to_event(2))
+        numpyro.sample("x", dist.Normal(z @ w.T + b, sigma).to_event(2), obs=data["x"])
+
+    def simulate(key: jax.Array) -> tuple[dict[str, jax.Array], Data]:
+        key_z, key_x = jax.random.split(key)
+        z = jax.random.normal(key_z, (p.n, p.k))
+        x = z @ w.T + b + sigma * jax.random.normal(key_x, (p.n, p.d))
+        return {"z": z}, {"x": x}
+
+    def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
+        n = data["x"].shape[0]
+        block = w.T @ w / sigma**2 + jnp.eye(p.k)
+        shift = ((data["x"] - b) @ w / sigma**2).reshape(-1)
+        return jnp.kron(jnp.eye(n), block), shift
+
+    conjugate = ConjugateGaussian(natural_params)
+    _, data = jax.jit(simulate)(key_data)
+
+    @jax.jit  # one compilation instead of one per eager operation
+    def exact(data: Data) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return *conjugate.posterior(data), log_evidence(data["x"], w, b, sigma)
+
+    mean, cov, evidence = exact(data)
+    reference = gaussian_reference(
+        mean,
+        cov,
+        evidence,
+        provenance="closed form: z_n|x_n ~ N(M^-1 W^T (x_n-b), s^2 M^-1); "
+        "log p(x) = sum_n log N(x_n; b, WW^T + s^2 I) (Tipping & Bishop 1999)",
+    )
+    return Task(
+        name="ppca",
+        label="ppca",
+        version=VERSION,
+        tags=frozenset({"exact", "conjugate", "gaussian-posterior", "local-latents"}),
+        model=model,
+        data=data,
+        reference=reference,
+        simulate=simulate,
+        extensions=(conjugate,),
+    )

@@ -1,0 +1,136 @@
+"""The one record of every metric vibench writes: name, title, unit, direction, whether it
+is a headline, and, for the metrics of a fitted approximation, how to compute it and when
+it applies.
+
+The run summary, the HTML report, the paper table and comparisons read these records;
+nothing else says which way a metric is better or what it is called. This module imports
+no JAX (reading results never loads the fitting stack): ``compute`` is a
+:class:`vibench.declarations.Deferred` reference into the metric modules, and ``applies``
+looks only at attributes of the :class:`vibench.metrics.evaluation.Evaluation`.
+
+Metrics without ``compute`` are recorded by the harness (cost, method diagnostics), by
+SBC, or derived when results are read (``elbo_gap``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Literal
+
+from vibench.declarations import Deferred
+
+if TYPE_CHECKING:
+    from vibench.metrics.estimates import Estimate
+    from vibench.metrics.evaluation import Evaluation
+
+Direction = Literal["higher", "lower"] | None
+HIGHER, LOWER = "higher", "lower"
+
+METRIC_DRAWS = 4096
+"""Draws from q for the Monte Carlo metrics (``vibench run --draws``)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: ``name`` as stored; ``title`` for display; ``unit`` (``""``: none);
+    ``direction``: which way is better (``None``: no best, e.g. an exact task property);
+    ``headline``: shown in the run summary, the report's overview and the default paper
+    table whenever present; ``hidden``: never a column (a flag, or a task property);
+    ``compute(evaluation) -> Estimate`` and ``applies(evaluation) -> bool`` for the
+    metrics of a fitted approximation (``None`` for the others, see the module doc)."""
+
+    name: str
+    title: str
+    direction: Direction = None
+    unit: str = ""
+    headline: bool = False
+    hidden: bool = False
+    compute: Callable[[Evaluation], Estimate] | None = None
+    applies: Callable[[Evaluation], bool] | None = None
+
+
+def _density(ev: Evaluation) -> bool:
+    return ev.approx.has_density
+
+
+def _reference_moments(ev: Evaluation) -> bool:
+    return ev.reference.mean is not None and ev.reference.std is not None
+
+
+def _distances(ev: Evaluation) -> bool:
+    return ev.distance_samples is not None
+
+
+def _modes(ev: Evaluation) -> bool:
+    return ev.modes is not None
+
+
+def _of(module: str, name: str) -> Deferred:
+    return Deferred(f"vibench.metrics.{module}:{name}")
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("elbo_gap", "log p(x) − ELBO", LOWER, "nats", headline=True),
+    Metric("elbo", "ELBO", HIGHER, "nats", compute=_of("importance", "elbo"), applies=_density),
+    Metric("log_px", "log p(x) (exact)", None, "nats", hidden=True, compute=_of("accuracy", "log_px"),
+           applies=lambda ev: ev.reference.log_evidence is not None),
+    Metric("log_px_is", "log p(x) (IS)", HIGHER, "nats", headline=True,
+           compute=_of("importance", "log_px_is"), applies=_density),
+    Metric("khat", "k̂", LOWER, headline=True, compute=_of("importance", "khat"),
+           applies=lambda ev: _density(ev) and ev.psis.khat is not None),
+    Metric("khat_flag", "k̂ flag", None, hidden=True, compute=_of("importance", "khat_flag"), applies=_density),
+    Metric("is_ess", "IS ESS", HIGHER, "draws", compute=_of("importance", "is_ess"), applies=_density),
+    Metric("is_ess_frac", "IS ESS / S", HIGHER, compute=_of("importance", "is_ess_frac"), applies=_density),
+    Metric("kl", "KL(q‖p)", LOWER, "nats", compute=_of("accuracy", "kl"),
+           applies=lambda ev: ev.reference.gaussian is not None and ev.approx.gaussian() is not None),
+    Metric("family_gap", "gap to best of family", LOWER, "nats", compute=_of("importance", "family_gap"),
+           applies=lambda ev: ev.family_best_elbo is not None),
+    Metric("mean_error", "mean error", LOWER, "posterior sd", headline=True,
+           compute=_of("accuracy", "mean_error"), applies=_reference_moments),
+    Metric("std_error", "sd error", LOWER, "log ratio", headline=True, compute=_of("accuracy", "std_error"),
+           applies=lambda ev: ev.reference.std is not None),
+    Metric("psis_mean_error", "PSIS mean error", LOWER, "posterior sd",
+           compute=_of("importance", "psis_mean_error"),
+           applies=lambda ev: _density(ev) and _reference_moments(ev) and ev.psis.reliable),
+    Metric("w1_mean", "W1 (marginals)", LOWER, "posterior sd", compute=_of("distances", "w1_mean"),
+           applies=_distances),
+    Metric("w1_sliced", "W1 (sliced)", LOWER, "posterior sd", compute=_of("distances", "w1_sliced"),
+           applies=_distances),
+    Metric("mmd", "MMD", LOWER, compute=_of("distances", "mmd"), applies=_distances),
+    Metric("mode_coverage", "mode coverage", HIGHER, "fraction of modes", headline=True,
+           compute=_of("multimodal", "mode_coverage"), applies=_modes),
+    Metric("mode_mass_error", "mode mass error", LOWER, "total variation",
+           compute=_of("multimodal", "mode_mass_error"), applies=_modes),
+    Metric("time_fit_s", "fit time (s)", LOWER, "s", headline=True),
+    Metric("time_compile_s", "compile time (s)", LOWER, "s"),
+    Metric("grad_evals", "gradient evaluations", LOWER),
+    Metric("steps", "steps"),
+)
+"""Every known metric, in display order; a metric not listed (a method's own diagnostic,
+an SBC p-value) is shown after these, by its name, with no best."""
+
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+
+
+def record(name: str) -> Metric:
+    """The record of ``name``; an unlisted metric gets a plain one (its name, no best)."""
+    return BY_NAME.get(name) or Metric(name, name)
+
+
+def title(name: str) -> str:
+    return record(name).title
+
+
+def direction(name: str) -> Direction:
+    return record(name).direction
+
+
+def metric_order(names) -> list[str]:
+    """``names`` in display order (:data:`METRICS`'s order, then alphabetical)."""
+    rank = {m.name: i for i, m in enumerate(METRICS)}
+    return sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n))
+
+
+HEADLINE: tuple[str, ...] = tuple(m.name for m in METRICS if m.headline)
+HIDDEN: tuple[str, ...] = tuple(m.name for m in METRICS if m.hidden)
+COMPUTED: tuple[Metric, ...] = tuple(m for m in METRICS if m.compute is not None)

@@ -1,0 +1,6 @@
+"""Typed task extensions: model structure some methods and metrics need, looked up with
+:meth:`vibench.core.Task.extension`, never by task name.
+
+Modules: ``conjugate`` (exactly Gaussian posteriors and their closed forms),
+``minibatch`` (subsampling data points), ``modes`` (where a multimodal target's modes are).
+"""
