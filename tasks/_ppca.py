@@ -9,6 +9,7 @@ import numpyro.distributions as dist
 
 from vibench.core import Data, Task
 from vibench.structure.conjugate import ConjugateGaussian, gaussian_reference
+from vibench.structure.minibatch import Subsample
 from vibench.tasks.ppca import VERSION, PPCAParams
 
 
@@ -58,6 +59,8 @@ def build(p: PPCAParams) -> Task:
         provenance="closed form: z_n|x_n ~ N(M^-1 W^T (x_n-b), s^2 M^-1); "
         "log p(x) = sum_n log N(x_n; b, WW^T + s^2 I) (Tipping & Bishop 1999)",
     )
+    # the model of any rows of x is the model (it reads n from the data); z is local
+    subsample = Subsample(size=p.n, per_datum=("x",), restrict=lambda index: model, local=("z",))
     return Task(
         name="ppca",
         label="ppca",
@@ -67,5 +70,5 @@ def build(p: PPCAParams) -> Task:
         data=data,
         reference=reference,
         simulate=simulate,
-        extensions=(conjugate,),
+        extensions=(conjugate, subsample),
     )

@@ -1,15 +1,18 @@
 """Data subsampling: the typed task extensions minibatch methods (stochastic VI) need.
 
-A task whose N observations are conditionally independent given *global* latents
-declares :class:`Subsample`. A minibatch S of data points then gives the unbiased
-estimate of the log joint
+A task whose N observations are conditionally independent given its global latents
+(and, if it has any, each point's own *local* latents) declares :class:`Subsample`.
+A minibatch S of data points then gives the unbiased estimate of the log joint
 
-    log p̂_S(x, z) = log p(z) + (N/|S|) Σ_{i∈S} log p(x_i | z)
+    log p̂_S(x, z) = log p(g) + (N/|S|) Σ_{i∈S} [log p(z_i | g) + log p(x_i | z_i, g)]
 
-(Hoffman, Blei, Wang & Paisley 2013; Titsias & Lázaro-Gredilla 2014), evaluated by
-:func:`minibatch_logp` from the task's own model restricted to the rows S, with the
-likelihood sites scaled by N/|S|: the model stays the one source of truth for the
-density, and with S = all N points log p̂_S is the task's log joint.
+(Hoffman, Blei, Wang & Paisley 2013; Titsias & Lázaro-Gredilla 2014), g the global
+latents and z_i point i's local ones (none for a model with global latents only),
+evaluated from the task's own model restricted to the rows S, with every site but the
+global latents (and their log-Jacobians) scaled by N/|S|: the model stays the one
+source of truth for the density, and with S = all N points log p̂_S is the task's log
+joint. :func:`minibatch_logp` evaluates it for global latents only;
+:func:`vibench.structure.local.local_minibatch_logp` with local latents.
 
 A task whose posterior is also exactly Gaussian, with natural parameters that add up
 over data points (prior + Σ_i contribution_i), declares :class:`MinibatchConjugate`
@@ -30,18 +33,22 @@ from vibench.core import Array, Data, LogDensity, ModelFn
 
 @dataclass(frozen=True, eq=False)
 class Subsample:
-    """The task's data are ``size`` points, conditionally independent given global latents.
+    """The task's data are ``size`` points, conditionally independent given the global
+    latents and each point's own local latents.
 
     ``per_datum``: the keys of the data leaves indexed by data point along axis 0 (all
-    other leaves are shared by every point). ``restrict(index)``: the task's model of
-    the points ``index`` alone, run on ``select(data, index)``; with ``index =
-    arange(size)`` it is the task's model. Its latent sites have the same shapes for
-    every ``index`` (latents are global: no latent belongs to one data point).
+    other leaves are shared by every point). ``local``: the latent sites indexed by data
+    point along axis 0 (shape ``(size, ...)``; ppca's ``z``); every other latent site is
+    global. ``restrict(index)``: the task's model of the points ``index`` alone, run on
+    ``select(data, index)``; with ``index = arange(size)`` it is the task's model. Its
+    global latent sites have the same shapes for every ``index``; its local ones have
+    ``len(index)`` rows, those of the points ``index``.
     """
 
     size: int
     per_datum: tuple[str, ...]
     restrict: Callable[[Array], ModelFn]
+    local: tuple[str, ...] = ()
 
     def select(self, data: Data, index: Array) -> Data:
         """The data of the points ``index``."""
@@ -75,11 +82,17 @@ def sample_index(key: jax.Array, size: int, batch_size: int) -> Array:
     return jax.random.choice(key, size, (batch_size,), replace=False)
 
 
-class _scale_likelihood(numpyro.handlers.scale):
-    """Scales the log density of the observed sites (the likelihood), not of the latents."""
+class scale_per_datum(numpyro.handlers.scale):
+    """Scales the log density of every sample site (observations, local latents, their
+    log-Jacobian factors) except the ``global_sites`` and their log-Jacobian factors
+    (the ``_{name}_log_det`` factors of :func:`numpyro.infer.util.potential_energy`)."""
+
+    def __init__(self, fn: ModelFn, scale: float, global_sites: tuple[str, ...]) -> None:
+        self.unscaled = frozenset(global_sites) | {f"_{name}_log_det" for name in global_sites}
+        super().__init__(fn, scale=scale)
 
     def process_message(self, msg) -> None:
-        if msg["type"] == "sample" and msg["is_observed"]:
+        if msg["type"] == "sample" and msg["name"] not in self.unscaled:
             super().process_message(msg)
 
 
@@ -88,10 +101,17 @@ def minibatch_logp(
 ) -> Callable[[Array, Data, Array], Array]:
     """``logp(z, batch, index)``: log p(z) + (N/|S|) log p(x_S | z) at the flat unconstrained
     ``z`` (log-Jacobian included, as :attr:`LogDensity.logp`), for ``batch =
-    subsample.select(data, index)``; ``index`` has a static size |S|."""
+    subsample.select(data, index)``; ``index`` has a static size |S|. Global latents
+    only (a task with local latents: :func:`vibench.structure.local.local_minibatch_logp`)."""
+    if subsample.local:
+        raise ValueError(
+            f"minibatch_logp needs global latents only; this task has local latents {subsample.local} "
+            "(use vibench.structure.local.local_minibatch_logp)"
+        )
+    global_sites = tuple(logdensity.site_shapes)
 
     def logp(z: Array, batch: Data, index: Array) -> Array:
-        model = _scale_likelihood(subsample.restrict(index), scale=subsample.size / index.shape[0])
+        model = scale_per_datum(subsample.restrict(index), subsample.size / index.shape[0], global_sites)
         return -potential_energy(model, (batch,), {}, logdensity.unflatten(z))
 
     return logp
