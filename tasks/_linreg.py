@@ -10,7 +10,11 @@ import numpyro.distributions as dist
 from vibench.core import Data, ModelFn, Task
 from vibench.structure.conjugate import ConjugateGaussian, gaussian_reference
 from vibench.structure.minibatch import MinibatchConjugate, Subsample
+from vibench.structure.predictive import Predictive
 from vibench.tasks.linreg import VERSION, LinRegParams
+
+TEST_STREAM = 1
+"""Folded into the data seed's key for the test split, apart from the training data's keys."""
 
 
 def design(key: jax.Array, n: int, d: int, rho: float) -> jax.Array:
@@ -26,10 +30,31 @@ def log_evidence(x: jax.Array, y: jax.Array, sigma: float, tau: float) -> jax.Ar
     return dist.MultivariateNormal(jnp.zeros(x.shape[0]), covariance_matrix=cov).log_prob(y)
 
 
+def predictive(sigma: float, mean: jax.Array, cov: jax.Array) -> Predictive:
+    """Test points ``{"x": (n, d), "y": (n,)}``: y* | β ~ N(x*ᵀβ, σ²), and under the posterior
+    N(m, S) the exact predictive y* | y ~ N(x*ᵀm, σ² + x*ᵀ S x*)."""
+
+    def log_lik(z: jax.Array, held_out: Data) -> jax.Array:
+        return dist.Normal(held_out["x"] @ z, sigma).log_prob(held_out["y"])
+
+    def mean_of(z: jax.Array, held_out: Data) -> jax.Array:
+        return held_out["x"] @ z
+
+    def exact_lpd(held_out: Data) -> jax.Array:
+        x = held_out["x"]
+        var = sigma**2 + jnp.einsum("ni,ij,nj->n", x, cov, x)
+        return dist.Normal(x @ mean, jnp.sqrt(var)).log_prob(held_out["y"])
+
+    return Predictive(log_lik, target="y", kind="regression", mean=mean_of, exact_lpd=exact_lpd)
+
+
 def build(p: LinRegParams) -> Task:
-    if min(p.n, p.d) < 1 or p.sigma <= 0 or p.tau <= 0 or not -1 < p.feature_rho < 1:
-        raise ValueError("linreg needs n, d >= 1, sigma > 0, tau > 0 and -1 < feature_rho < 1")
+    if min(p.n, p.d, p.n_test) < 1 or p.sigma <= 0 or p.tau <= 0 or not -1 < p.feature_rho < 1:
+        raise ValueError(
+            "linreg needs n, d, n_test >= 1, sigma > 0, tau > 0 and -1 < feature_rho < 1"
+        )
     key_x, key_data = jax.random.split(jax.random.key(p.data_seed))
+    key_x_test, key_y_test = jax.random.split(jax.random.fold_in(jax.random.key(p.data_seed), TEST_STREAM))
     x = design(key_x, p.n, p.d, p.feature_rho)
     sigma, tau = p.sigma, p.tau
 
@@ -61,7 +86,9 @@ def build(p: LinRegParams) -> Task:
     subsample = Subsample(size=p.n, per_datum=("y",), restrict=lambda index: model_of(x[index]))
     prior = (jnp.eye(p.d) / tau**2, jnp.zeros(p.d))
     conjugate = ConjugateGaussian(natural_params)
-    _, data = jax.jit(simulate)(key_data)
+    truth, data = jax.jit(simulate)(key_data)
+    x_test = design(key_x_test, p.n_test, p.d, p.feature_rho)
+    y_test = x_test @ truth["beta"] + sigma * jax.random.normal(key_y_test, (p.n_test,))
 
     @jax.jit  # one compilation instead of one per eager operation
     def exact(data: Data) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -84,5 +111,11 @@ def build(p: LinRegParams) -> Task:
         data=data,
         reference=reference,
         simulate=simulate,
-        extensions=(conjugate, subsample, MinibatchConjugate(prior, contribution)),
+        held_out={"x": x_test, "y": y_test},
+        extensions=(
+            conjugate,
+            subsample,
+            MinibatchConjugate(prior, contribution),
+            predictive(sigma, mean, cov),
+        ),
     )

@@ -21,7 +21,8 @@ VERSION = "1"
 @dataclass(frozen=True)
 class LinRegParams:
     """n: observations; d: coefficients; feature_rho: correlation within each pair of
-    features; sigma: noise sd; tau: prior sd of the coefficients."""
+    features; sigma: noise sd; tau: prior sd of the coefficients; n_test: held-out
+    points, from the same design and coefficients, independent of the n observations."""
 
     n: int = 50
     d: int = 6
@@ -29,6 +30,7 @@ class LinRegParams:
     sigma: float = 1.0
     tau: float = 1.0
     data_seed: int = 0
+    n_test: int = 100
 
 
 linreg = TaskFamily(name="linreg", version=VERSION, Params=LinRegParams, build=Deferred("vibench.tasks._linreg:build"), doc=__doc__)
