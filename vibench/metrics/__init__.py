@@ -11,5 +11,6 @@ Modules: ``records`` (the one record per metric: title, unit, direction, headlin
 how it is computed; imports no JAX), ``evaluation`` (the shared draws and
 :func:`~vibench.metrics.evaluation.evaluate`), ``estimates`` (standard errors),
 ``importance`` (ELBO, log p(x), PSIS), ``accuracy`` (moments, KL), ``distances`` (W1,
-sliced W1, MMD), ``multimodal`` (mode coverage and mass).
+sliced W1, MMD), ``multimodal`` (mode coverage and mass), ``predictive`` (held-out
+log predictive density, RMSE, accuracy).
 """

@@ -2,5 +2,6 @@
 :meth:`vibench.core.Task.extension`, never by task name.
 
 Modules: ``conjugate`` (exactly Gaussian posteriors and their closed forms),
-``minibatch`` (subsampling data points), ``modes`` (where a multimodal target's modes are).
+``minibatch`` (subsampling data points), ``modes`` (where a multimodal target's modes are),
+``predictive`` (held-out points' predictive densities and predictions).
 """
