@@ -11,6 +11,7 @@ import optax
 from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.gaussian import gaussian_family
 from vibench.methods.advi import ADVIConfig
+from vibench.spec import BudgetTooSmall, field_range
 
 
 def make_optimizer(name: str, lr: float, schedule: str, steps: int) -> optax.GradientTransformation:
@@ -67,7 +68,15 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
 
 
 def budget(config, grad_evals: int, task: Task):
-    """Steps that spend ``grad_evals`` at ``num_samples`` gradients per step (any config
-    with ``steps`` and ``num_samples``: the flow's too, and BBVI's, whose unit is a
-    log-joint evaluation)."""
-    return replace(config, steps=max(1, grad_evals // config.num_samples))
+    """The most steps that spend at most ``grad_evals`` at ``num_samples`` gradients per
+    step, up to the declared cap on ``steps`` (any config with ``steps`` and
+    ``num_samples``: the flow's too, and BBVI's, whose unit is a log-joint evaluation)."""
+    return budget_steps(config, grad_evals, config.num_samples, f"num_samples={config.num_samples} per step")
+
+
+def budget_steps(config, grad_evals: int, per_step: int, why: str):
+    """``config`` with the most ``steps`` of ``per_step`` evaluations each that fit in
+    ``grad_evals`` (at most the declared cap); too small for one step is refused."""
+    if grad_evals < per_step:
+        raise BudgetTooSmall(per_step, why, grad_evals)
+    return replace(config, steps=min(grad_evals // per_step, field_range(type(config), "steps").high))

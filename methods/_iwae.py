@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
 
 from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.gaussian import gaussian_family
-from vibench.methods._advi import make_optimizer, optimize
+from vibench.methods._advi import budget_steps, make_optimizer, optimize
 from vibench.methods.iwae import IWAEConfig
 
 
@@ -64,4 +63,7 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
 
 
 def budget(config: IWAEConfig, grad_evals: int, task: Task) -> IWAEConfig:
-    return replace(config, steps=max(1, grad_evals // (config.k * config.num_estimates)))
+    """The most steps of k · num_estimates gradients each that fit in ``grad_evals``."""
+    per_step = config.k * config.num_estimates
+    why = f"k * num_estimates = {per_step} per step"
+    return budget_steps(config, grad_evals, per_step, why)

@@ -10,8 +10,10 @@ import jax.scipy.linalg as jsl
 
 from vibench.core import Approximation, Array, Data, LogDensity, Task
 from vibench.families.gaussian import FullRank
+from vibench.logdensity import derive_logdensity
 from vibench.methods.laplace import LaplaceConfig
 from vibench.numerics import lbfgs
+from vibench.spec import BudgetTooSmall, field_range
 
 
 def scale_tril_from_precision(precision: Array) -> Array:
@@ -77,5 +79,11 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
 
 
 def budget(config: LaplaceConfig, grad_evals: int, task: Task) -> LaplaceConfig:
-    """Caps L-BFGS and the Hessian together (the fit raises if the Hessian alone overruns)."""
-    return replace(config, max_grad_evals=grad_evals)
+    """Caps L-BFGS and the Hessian together; the smallest budget pays for the Hessian,
+    the Newton step's gradient and one L-BFGS iteration (its start and a line search)."""
+    dim = derive_logdensity(task).dim
+    minimum = dim + 1 + 1 + lbfgs.MAX_LINESEARCH
+    if grad_evals < minimum:
+        why = f"the Hessian and Newton step, {dim + 1} at dim={dim}, and one L-BFGS iteration"
+        raise BudgetTooSmall(minimum, why, grad_evals)
+    return replace(config, max_grad_evals=min(grad_evals, field_range(LaplaceConfig, "max_grad_evals").high))

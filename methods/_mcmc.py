@@ -13,6 +13,7 @@ from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.draws import Draws
 from vibench.methods.mcmc import HMCConfig, NUTSConfig
 from vibench.numerics.mcmc_diagnostics import worst_case
+from vibench.spec import BudgetTooSmall, field_range
 
 
 def nuts_iteration_cost(config: NUTSConfig) -> int:
@@ -105,24 +106,57 @@ def fit_hmc(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, conf
     )
 
 
+MIN_ITERATIONS = 200
+"""Iterations per chain (warm-up and sampling) below which a budget is refused, unless
+fewer are configured: NumPyro's warm-up needs some 100 iterations for its step size and
+mass-matrix windows, and sampling as many for a usable effective sample size."""
+
+MIN_TREE_DEPTH = 4
+"""The tree depth a budget may lower NUTS's cap to (up to 15 leapfrog steps): enough for
+a posterior that the adapted diagonal mass matrix leaves with a condition number near
+15² (the trajectory NUTS needs grows with the ratio of the largest to the smallest scale)."""
+
+
+def budget_iterations(config: NUTSConfig | HMCConfig, grad_evals: int, leapfrog: int) -> int:
+    """The most iterations of all chains, at most ``leapfrog`` gradients per chain each,
+    that fit in ``grad_evals`` after the chains' starting gradients."""
+    return (grad_evals // config.num_chains - 1) // leapfrog
+
+
+def budget_split(config, iterations: int, grad_evals: int, leapfrog: int, why: str):
+    """``config`` with ``iterations`` (at most the configured ones) split between warm-up
+    and sampling as configured; refused below ``MIN_ITERATIONS`` (or the configured
+    total, if fewer), naming the budget those would cost."""
+    total = config.num_warmup + config.num_samples
+    needed = min(total, MIN_ITERATIONS)
+    if iterations < needed:
+        minimum = config.num_chains * (1 + needed * leapfrog)
+        raise BudgetTooSmall(minimum, f"{needed} iterations of {config.num_chains} chains, {why}", grad_evals)
+    iterations = min(iterations, total)
+    warmup = iterations * config.num_warmup // total
+    return replace(config, num_warmup=warmup, num_samples=iterations - warmup)
+
+
 def budget_nuts(config: NUTSConfig, grad_evals: int, task: Task) -> NUTSConfig:
-    """Caps the run at ``grad_evals``; the iterations stay as configured (an upper bound)."""
-    needed = config.num_chains + nuts_iteration_cost(config)
-    if grad_evals < needed:
-        raise ValueError(
-            f"nuts: a budget of {grad_evals} gradient evaluations is below the worst-case cost "
-            f"of one iteration of {config.num_chains} chains ({needed})"
-        )
-    return replace(config, max_grad_evals=grad_evals)
+    """Warm-up and sampling that fit in ``grad_evals`` even if every tree is as deep as
+    allowed: the configured iterations under the deepest tree-depth cap (at most the
+    configured one) at which they all fit, the cap lowered no further than
+    ``MIN_TREE_DEPTH``; at that cap, as many iterations as fit, split between warm-up
+    and sampling as configured. ``max_grad_evals`` stays as a guard (never reached)."""
+    total = config.num_warmup + config.num_samples
+    fits = [d for d in range(1, config.max_tree_depth + 1) if budget_iterations(config, grad_evals, 2**d - 1) >= total]
+    depth = min(config.max_tree_depth, max(fits[-1] if fits else 1, MIN_TREE_DEPTH))
+    leapfrog = 2**depth - 1
+    iterations = budget_iterations(config, grad_evals, leapfrog)
+    why = f"at most {leapfrog} gradients each per iteration (tree depth {depth})"
+    split = budget_split(config, iterations, grad_evals, leapfrog, why)
+    guard = min(grad_evals, field_range(NUTSConfig, "max_grad_evals").high)
+    return replace(split, max_tree_depth=depth, max_grad_evals=guard)
 
 
 def budget_hmc(config: HMCConfig, grad_evals: int, task: Task) -> HMCConfig:
-    """The most iterations that fit, split between warm-up and sampling as configured."""
-    iterations = (grad_evals // config.num_chains - 1) // config.num_steps
-    warmup = iterations * config.num_warmup // (config.num_warmup + config.num_samples)
-    if iterations - warmup < 1:
-        raise ValueError(
-            f"hmc: a budget of {grad_evals} gradient evaluations leaves no sampling iteration "
-            f"for {config.num_chains} chains of {config.num_steps} leapfrog steps"
-        )
-    return replace(config, num_warmup=warmup, num_samples=iterations - warmup)
+    """As many iterations as fit in ``grad_evals`` (at most the configured ones), split
+    between warm-up and sampling as configured."""
+    iterations = budget_iterations(config, grad_evals, config.num_steps)
+    why = f"{config.num_steps} gradients each per iteration (num_steps)"
+    return budget_split(config, iterations, grad_evals, config.num_steps, why)

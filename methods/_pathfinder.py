@@ -12,6 +12,7 @@ from vibench.core import Approximation, Array, Data, LogDensity, Task
 from vibench.families.gaussian import FullRank
 from vibench.methods.pathfinder import PathfinderConfig
 from vibench.numerics import lbfgs
+from vibench.spec import BudgetTooSmall, field_range
 
 
 def inverse_hessian_diagonals(path: lbfgs.LBFGSPath) -> tuple[Array, Array, Array]:
@@ -117,4 +118,9 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
 
 
 def budget(config: PathfinderConfig, grad_evals: int, task: Task) -> PathfinderConfig:
-    return replace(config, max_grad_evals=grad_evals)
+    """Caps L-BFGS's gradient evaluations; the smallest budget pays for one iteration
+    (the start and a line search)."""
+    minimum = 1 + lbfgs.MAX_LINESEARCH
+    if grad_evals < minimum:
+        raise BudgetTooSmall(minimum, "one L-BFGS iteration: its start and a line search", grad_evals)
+    return replace(config, max_grad_evals=min(grad_evals, field_range(PathfinderConfig, "max_grad_evals").high))

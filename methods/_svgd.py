@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import jax
 import jax.numpy as jnp
 import optax
 
 from vibench.core import Approximation, Array, Data, LogDensity, Task
 from vibench.families.draws import Draws
-from vibench.methods._advi import make_optimizer
+from vibench.methods._advi import budget_steps, make_optimizer
 from vibench.methods.svgd import SVGDConfig
 
 
@@ -66,10 +64,6 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
 
 
 def budget(config: SVGDConfig, grad_evals: int, task: Task) -> SVGDConfig:
-    steps = grad_evals // config.num_particles
-    if steps < 1:
-        raise ValueError(
-            f"svgd: a budget of {grad_evals} gradient evaluations is less than one step "
-            f"of {config.num_particles} particles"
-        )
-    return replace(config, steps=steps)
+    """The most steps of one gradient per particle that fit in ``grad_evals``."""
+    why = f"num_particles={config.num_particles} per step"
+    return budget_steps(config, grad_evals, config.num_particles, why)

@@ -13,6 +13,7 @@ from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.gaussian import FullRank, MeanField, gaussian_family
 from vibench.methods._advi import make_optimizer, negative_elbo, optimize
 from vibench.methods.svi import SVIConfig
+from vibench.spec import BudgetTooSmall, field_range
 from vibench.structure.minibatch import (
     MinibatchConjugate,
     Subsample,
@@ -167,5 +168,8 @@ def budget(config: SVIConfig, grad_evals: int, task: Task) -> SVIConfig:
     """Steps that touch at most ``grad_evals`` full passes' worth of likelihood terms of
     ``task``'s N data points: ``minibatches_per_step`` · |S| / N passes per step."""
     size = task.extension(Subsample).size
-    steps = grad_evals * size // (minibatches_per_step(config) * config.batch_size)
-    return replace(config, steps=max(1, steps))
+    per_step = minibatches_per_step(config) * config.batch_size  # per-datum terms
+    if grad_evals * size < per_step:
+        why = f"{minibatches_per_step(config)} minibatches of {config.batch_size} of {size} points per step"
+        raise BudgetTooSmall(-(-per_step // size), why, grad_evals)
+    return replace(config, steps=min(grad_evals * size // per_step, field_range(SVIConfig, "steps").high))

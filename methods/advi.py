@@ -11,9 +11,10 @@ draws only and its variance vanishes where q equals the posterior.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -27,14 +28,14 @@ class ADVIConfig:
     gradients; init_scale: initial standard deviation (Stan: 1)."""
 
     family: Literal["meanfield", "fullrank", "lowrank"] = "meanfield"
-    rank: int = 2
-    steps: int = 2000
-    num_samples: int = 8
+    rank: Annotated[int, Range(1, 1000)] = 2
+    steps: Annotated[int, Range(1, 10**7)] = 2000
+    num_samples: Annotated[int, Range(1, 10**5)] = 8
     optimizer: Literal["adam", "adamw", "adabelief", "rmsprop", "sgd"] = "adam"
-    lr: float = 0.02
+    lr: Annotated[float, Range(0, 100, low_open=True)] = 0.02
     schedule: Literal["cosine", "constant"] = "cosine"
     stl: bool = False
-    init_scale: float = 1.0
+    init_scale: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
 
 
 advi = Method(

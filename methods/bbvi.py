@@ -36,9 +36,10 @@ variate removes all of the score estimator's variance, unlike the pathwise one's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -52,15 +53,15 @@ class BBVIConfig:
     deviation; variance_draws: draws for the gradient-variance diagnostics."""
 
     family: Literal["meanfield", "fullrank", "lowrank"] = "meanfield"
-    rank: int = 2
-    steps: int = 4000
-    num_samples: int = 32
+    rank: Annotated[int, Range(1, 1000)] = 2
+    steps: Annotated[int, Range(1, 10**7)] = 4000
+    num_samples: Annotated[int, Range(1, 10**5)] = 32
     control_variate: bool = True
     optimizer: Literal["adam", "adamw", "adabelief", "rmsprop", "sgd"] = "adam"
-    lr: float = 0.02
+    lr: Annotated[float, Range(0, 100, low_open=True)] = 0.02
     schedule: Literal["cosine", "constant"] = "cosine"
-    init_scale: float = 1.0
-    variance_draws: int = 1024
+    init_scale: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
+    variance_draws: Annotated[int, Range(1, 10**5)] = 1024
 
 
 bbvi = Method(

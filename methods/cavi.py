@@ -12,8 +12,10 @@ The ELBO is exact (the log joint is quadratic), so the trace is the true objecti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from vibench.declarations import Deferred, Method, gradient_free
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -23,8 +25,8 @@ class CAVIConfig:
     """max_sweeps: most full passes over the coordinates; tol: stop when the largest
     change of a mean in a sweep is below tol × its factor's standard deviation."""
 
-    max_sweeps: int = 1000
-    tol: float = 1e-5
+    max_sweeps: Annotated[int, Range(1, 10**7)] = 1000
+    tol: Annotated[float, Range(0, 1)] = 1e-5
 
 
 cavi = Method(

@@ -59,9 +59,10 @@ targets with separated modes (``flow[kind=nsf,anneal=0.75]``). On ``gaussian`` (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -79,19 +80,19 @@ class FlowConfig:
     beta0: the first β (Rezende & Mohamed 2015: 0.01)."""
 
     kind: Literal["realnvp", "iaf", "nsf", "nsf_affine"] = "iaf"
-    layers: int = 4
-    hidden: int = 32
-    depth: int = 1
-    knots: int = 8
-    interval: float = 4.0
-    steps: int = 2000
-    num_samples: int = 16
+    layers: Annotated[int, Range(1, 64)] = 4
+    hidden: Annotated[int, Range(1, 4096)] = 32
+    depth: Annotated[int, Range(1, 16)] = 1
+    knots: Annotated[int, Range(1, 256)] = 8
+    interval: Annotated[float, Range(0, 1000, low_open=True)] = 4.0
+    steps: Annotated[int, Range(1, 10**7)] = 2000
+    num_samples: Annotated[int, Range(1, 10**5)] = 16
     optimizer: Literal["adam", "adamw", "adabelief", "rmsprop", "sgd"] = "adam"
-    lr: float = 0.005
+    lr: Annotated[float, Range(0, 100, low_open=True)] = 0.005
     schedule: Literal["cosine", "constant"] = "cosine"
-    init_scale: float = 1.0
-    anneal: float = 0.0
-    beta0: float = 0.01
+    init_scale: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
+    anneal: Annotated[float, Range(0, 1)] = 0.0
+    beta0: Annotated[float, Range(0, 1, low_open=True)] = 0.01
 
 
 flow = Method(

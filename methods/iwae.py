@@ -19,9 +19,10 @@ ADVI with sticking-the-landing gradients from ``num_estimates`` draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -34,15 +35,23 @@ class IWAEConfig:
     ADVI."""
 
     family: Literal["meanfield", "fullrank", "lowrank"] = "meanfield"
-    rank: int = 2
-    k: int = 8
-    num_estimates: int = 1
+    rank: Annotated[int, Range(1, 1000)] = 2
+    k: Annotated[int, Range(1, 10**5)] = 8
+    num_estimates: Annotated[int, Range(1, 10**4)] = 1
     dreg: bool = False
-    steps: int = 2000
+    steps: Annotated[int, Range(1, 10**7)] = 2000
     optimizer: Literal["adam", "adamw", "adabelief", "rmsprop", "sgd"] = "adam"
-    lr: float = 0.02
+    lr: Annotated[float, Range(0, 100, low_open=True)] = 0.02
     schedule: Literal["cosine", "constant"] = "cosine"
-    init_scale: float = 1.0
+    init_scale: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
+
+    def check(self) -> None:
+        """At most 10^6 draws of q per step (k · num_estimates, held in memory at once)."""
+        if self.k * self.num_estimates > 10**6:
+            raise ValueError(
+                f"parameters k, num_estimates must satisfy k * num_estimates <= 10^6 (draws per step); "
+                f"got {self.k * self.num_estimates}"
+            )
 
 
 iwae = Method(

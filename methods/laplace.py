@@ -23,8 +23,10 @@ The trace is log p(x, z) along the optimization path (objective ``log_joint``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -36,11 +38,11 @@ class LaplaceConfig:
     most this relative to max(|log p|, 1) (0: only when it cannot lower it at all);
     max_grad_evals: cap on gradient evaluations, Hessian included (0: none)."""
 
-    maxiter: int = 1000
-    memory: int = 10
-    gtol: float = 1e-6
-    ftol: float = 0.0
-    max_grad_evals: int = 0
+    maxiter: Annotated[int, Range(1, 10**5)] = 1000
+    memory: Annotated[int, Range(1, 1000)] = 10
+    gtol: Annotated[float, Range(0, 1000)] = 1e-6
+    ftol: Annotated[float, Range(0, 1)] = 0.0
+    max_grad_evals: Annotated[int, Range(0, 10**9)] = 0
 
 
 laplace = Method(

@@ -29,39 +29,54 @@ per iteration, warm-up included (objective ``log_joint``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "2"
 
 
+class _ChainStates:
+    """The parameters' joint check of both samplers: every chain state is kept."""
+
+    def check(self) -> None:
+        """At most 10^7 chain states kept (num_chains · (num_warmup + num_samples))."""
+        states = self.num_chains * (self.num_warmup + self.num_samples)
+        if states > 10**7:
+            raise ValueError(
+                "parameters num_chains, num_warmup, num_samples must satisfy "
+                f"num_chains * (num_warmup + num_samples) <= 10^7 (states kept); got {states}"
+            )
+
+
 @dataclass(frozen=True)
-class NUTSConfig:
+class NUTSConfig(_ChainStates):
     """num_warmup / num_samples: iterations per chain; num_chains: vectorized chains;
     target_accept: dual-averaging target; max_tree_depth: NUTS tree depth cap;
     dense_mass: adapt a dense (not diagonal) mass matrix; max_grad_evals: cap on
     gradient evaluations over all chains (0: none)."""
 
-    num_warmup: int = 500
-    num_samples: int = 500
-    num_chains: int = 4
-    target_accept: float = 0.8
-    max_tree_depth: int = 10
+    num_warmup: Annotated[int, Range(0, 10**5)] = 500
+    num_samples: Annotated[int, Range(1, 10**5)] = 500
+    num_chains: Annotated[int, Range(1, 256)] = 4
+    target_accept: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.8
+    max_tree_depth: Annotated[int, Range(1, 15)] = 10
     dense_mass: bool = False
-    max_grad_evals: int = 0
+    max_grad_evals: Annotated[int, Range(0, 10**9)] = 0
 
 
 @dataclass(frozen=True)
-class HMCConfig:
+class HMCConfig(_ChainStates):
     """num_warmup / num_samples: iterations per chain; num_chains: vectorized chains;
     num_steps: leapfrog steps per iteration; target_accept: dual-averaging target;
     dense_mass: adapt a dense (not diagonal) mass matrix."""
 
-    num_warmup: int = 500
-    num_samples: int = 500
-    num_chains: int = 4
-    num_steps: int = 16
-    target_accept: float = 0.8
+    num_warmup: Annotated[int, Range(0, 10**5)] = 500
+    num_samples: Annotated[int, Range(1, 10**5)] = 500
+    num_chains: Annotated[int, Range(1, 256)] = 4
+    num_steps: Annotated[int, Range(1, 1024)] = 16
+    target_accept: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.8
     dense_mass: bool = False
 
 

@@ -29,8 +29,10 @@ Defaults follow Stan's: history 5, 1000 iterations, 25 ELBO draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -43,12 +45,12 @@ class PathfinderConfig:
     iteration lowers −log p by at most this relative to max(|log p|, 1);
     max_grad_evals: cap on L-BFGS's gradient evaluations (0: none)."""
 
-    maxiter: int = 1000
-    memory: int = 5
-    num_elbo_draws: int = 25
-    gtol: float = 1e-6
-    ftol: float = 1e-6
-    max_grad_evals: int = 0
+    maxiter: Annotated[int, Range(1, 10**5)] = 1000
+    memory: Annotated[int, Range(1, 1000)] = 5
+    num_elbo_draws: Annotated[int, Range(1, 10**5)] = 25
+    gtol: Annotated[float, Range(0, 1000)] = 1e-6
+    ftol: Annotated[float, Range(0, 1)] = 1e-6
+    max_grad_evals: Annotated[int, Range(0, 10**9)] = 0
 
 
 pathfinder = Method(

@@ -32,9 +32,10 @@ point). Each step evaluates one gradient per particle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -45,10 +46,10 @@ class SVGDConfig:
     name; lr: initial learning rate; schedule: ``cosine`` decays it to 1% over the run,
     ``constant`` keeps it."""
 
-    num_particles: int = 100
-    steps: int = 1000
+    num_particles: Annotated[int, Range(2, 5000)] = 100
+    steps: Annotated[int, Range(1, 10**7)] = 1000
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    lr: float = 0.05
+    lr: Annotated[float, Range(0, 100, low_open=True)] = 0.05
     schedule: Literal["cosine", "constant"] = "cosine"
 
 

@@ -39,9 +39,10 @@ the minibatch log joint is quadratic).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from vibench.declarations import Deferred, Method
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -57,17 +58,22 @@ class SVIConfig:
 
     mode: Literal["reparam", "natural"] = "reparam"
     family: Literal["meanfield", "fullrank", "lowrank"] = "meanfield"
-    rank: int = 2
-    batch_size: int = 10
-    steps: int = 2000
-    kappa: float = 0.6
-    tau: float = 1.0
-    num_samples: int = 8
+    rank: Annotated[int, Range(1, 1000)] = 2
+    batch_size: Annotated[int, Range(1, 10**6)] = 10
+    steps: Annotated[int, Range(1, 10**7)] = 2000
+    kappa: Annotated[float, Range(0.5, 1, low_open=True)] = 0.6
+    tau: Annotated[float, Range(0, 10**6)] = 1.0
+    num_samples: Annotated[int, Range(1, 10**5)] = 8
     optimizer: Literal["adam", "adamw", "adabelief", "rmsprop", "sgd"] = "adam"
-    lr: float = 0.02
+    lr: Annotated[float, Range(0, 100, low_open=True)] = 0.02
     schedule: Literal["cosine", "constant"] = "cosine"
     stl: bool = False
-    init_scale: float = 1.0
+    init_scale: Annotated[float, Range(0, 1000, low_open=True)] = 1.0
+
+    def check(self) -> None:
+        """Natural gradients exist for the meanfield and fullrank families only."""
+        if self.mode == "natural" and self.family not in ("meanfield", "fullrank"):
+            raise ValueError(f"parameter family must be meanfield or fullrank with mode=natural; got {self.family}")
 
 
 svi = Method(

@@ -20,8 +20,6 @@ def log_evidence(x: jax.Array, w: jax.Array, b: jax.Array, sigma: float) -> jax.
 
 
 def build(p: PPCAParams) -> Task:
-    if min(p.n, p.d, p.k) < 1 or p.k > p.d or p.sigma <= 0:
-        raise ValueError("ppca needs n, d, k >= 1, k <= d and sigma > 0")
     key_w, key_b, key_data = jax.random.split(jax.random.key(p.data_seed), 3)
     w = jax.random.normal(key_w, (p.d, p.k))
     b = jax.random.normal(key_b, (p.d,))

@@ -8,8 +8,10 @@ itself and log p(x) = 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from vibench.declarations import Deferred, TaskFamily
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -18,8 +20,17 @@ VERSION = "1"
 class GaussianParams:
     """dim: dimension; rho: correlation between every pair of coordinates."""
 
-    dim: int = 10
-    rho: float = 0.9
+    dim: Annotated[int, Range(1, 1000)] = 10
+    rho: Annotated[float, Range(-1, 1, low_open=True, high_open=True)] = 0.9
+
+    def check(self) -> None:
+        """Σ = (1 − ρ) I + ρ 11ᵀ is positive definite only for −1/(dim − 1) < ρ < 1."""
+        lower = -1.0 / (self.dim - 1) if self.dim > 1 else -1.0
+        if not lower < self.rho < 1:
+            raise ValueError(
+                f"parameter rho must satisfy {lower:g} < rho < 1 at dim={self.dim} "
+                f"(positive definite); got {self.rho!r}"
+            )
 
 
 gaussian = TaskFamily(

@@ -35,8 +35,10 @@ variational inference, NeurIPS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from vibench.declarations import Deferred, TaskFamily
+from vibench.spec import Range
 
 VERSION = "1"
 
@@ -47,9 +49,18 @@ class StudentTParams:
     of the unit-diagonal, equicorrelated scale matrix Σ = (1 − ρ) I + ρ 11ᵀ.
     Default ν = 2: the mean exists, the variance does not."""
 
-    dim: int = 5
-    df: float = 2.0
-    rho: float = 0.5
+    dim: Annotated[int, Range(1, 1000)] = 5
+    df: Annotated[float, Range(1, 10)] = 2.0
+    rho: Annotated[float, Range(-1, 1, low_open=True, high_open=True)] = 0.5
+
+    def check(self) -> None:
+        """Σ = (1 − ρ) I + ρ 11ᵀ is positive definite only for −1/(dim − 1) < ρ < 1."""
+        lower = -1.0 / (self.dim - 1) if self.dim > 1 else -1.0
+        if not lower < self.rho < 1:
+            raise ValueError(
+                f"parameter rho must satisfy {lower:g} < rho < 1 at dim={self.dim} "
+                f"(positive definite); got {self.rho!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,8 @@ class FunnelParams:
     """dim: dimension (v and dim − 1 x's); v_scale: sd s of v (Neal 2003: 3), at most 10
     so that draws and moments (sd of x: e^{s²/4}) stay well inside float32."""
 
-    dim: int = 10
-    v_scale: float = 3.0
+    dim: Annotated[int, Range(2, 1000)] = 10
+    v_scale: Annotated[float, Range(0, 10, low_open=True)] = 3.0
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,9 @@ class MixtureParams:
     distance between neighbouring centers in component sds (10: no overlap to speak
     of; below about 4 neighbouring modes merge); dim: dimension."""
 
-    n_modes: int = 4
-    separation: float = 10.0
-    dim: int = 2
+    n_modes: Annotated[int, Range(2, 1000)] = 4
+    separation: Annotated[float, Range(0, 1000, low_open=True)] = 10.0
+    dim: Annotated[int, Range(1, 1000)] = 2
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,8 @@ class BananaParams:
     """dim: dimension (at least 2); twist: b, the curvature (Haario et al. 1999: 0.03
     "moderately", 0.1 "strongly" twisted); default the strong twist."""
 
-    dim: int = 2
-    twist: float = 0.1
+    dim: Annotated[int, Range(2, 1000)] = 2
+    twist: Annotated[float, Range(0, 10)] = 0.1
 
 
 student_t = TaskFamily(

@@ -20,11 +20,11 @@ REQUIRED = {"task", "method", "label", "seed", "metric", "value", "stderr", "sta
         (["run", "--task", "ppca", "--method", "adv"], "unknown method 'adv'; valid: advi, bbvi, cavi"),
         (["run", "--task", "ppca", "--method", "advi[stepz=3]"], "unknown parameter 'stepz' for method advi"),
         (["run", "--task", "gaussian[dims=3]"], "unknown parameter 'dims' for task gaussian; valid: dim, rho"),
-        (["run", "--task", "gaussian", "--method", "cavi[tol=abc]"], "tol must be float"),
+        (["run", "--task", "gaussian", "--method", "cavi[tol=abc]"], "tol must be a finite number"),
         (["run", "--task", "funnel", "--method", "cavi"], "does not support task funnel"),
         (["run", "--task", "linreg", "--seeds", "0"], "--seeds must be at least 1"),
         (["run", "--task", "linreg", "--budget", "0"], "--budget must be at least 1"),
-        (["run", "--task", "linreg", "--method", "nuts", "--budget", "100"], "below the worst-case cost"),
+        (["run", "--task", "linreg", "--method", "nuts", "--budget", "100"], "method nuts needs a budget of at least 12004 gradient evaluations"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, message, tmp_path, capsys):

@@ -17,7 +17,9 @@ def test_parse_name_and_parameters():
     )
 
 
-@pytest.mark.parametrize("bad", ["", "advi[", "advi[steps]", "advi[=3]", "advi[a=1,a=2]", "9x", "a b"])
+@pytest.mark.parametrize(
+    "bad", ["", "advi[", "advi[steps]", "advi[=3]", "advi[a=1,a=2]", "9x", "a b", "advi[]", "advi[ ]", "advi[,]", "advi[steps=5,]"]
+)
 def test_malformed_specs_are_rejected(bad):
     with pytest.raises(SpecError):
         parse_spec(bad)
@@ -29,7 +31,7 @@ def test_configs_are_typed_and_checked(registry):
     assert (config.family, config.steps, config.stl, config.lr) == ("fullrank", 10, True, 1e-3)
     with pytest.raises(SpecError, match="family must be one of meanfield, fullrank, lowrank"):
         make_config(method.Config, {"family": "diag"}, "method advi")
-    with pytest.raises(SpecError, match="steps must be int"):
+    with pytest.raises(SpecError, match="steps must be an integer, 1 <= steps <= 10\\^7; got 'many'"):
         make_config(method.Config, {"steps": "many"}, "method advi")
     with pytest.raises(SpecError, match="unknown parameter 'stepz' for method advi; valid: family, rank, steps"):
         make_config(method.Config, {"stepz": "3"}, "method advi")

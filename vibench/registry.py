@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from vibench.declarations import Method, TaskFamily
-from vibench.spec import SpecError, canonical_label, make_config, parse_spec
+from vibench.spec import BudgetTooSmall, SpecError, canonical_label, check_config, make_config, parse_spec
 
 if TYPE_CHECKING:
     from vibench.core import Task
@@ -43,10 +43,15 @@ class MethodChoice:
         evaluations on ``task``."""
         if self.method.budget is None:
             raise SpecError(f"method {self.method.name} cannot run under a gradient budget")
+        if isinstance(grad_evals, bool) or not isinstance(grad_evals, int) or grad_evals < 1:
+            raise SpecError(f"a budget is a whole number of gradient evaluations >= 1; got {grad_evals!r}")
         try:
             config = self.method.budget(self.config, grad_evals, task)
+        except BudgetTooSmall as err:
+            raise SpecError(f"method {self.label} {err}") from None
         except ValueError as err:
-            raise SpecError(str(err)) from None
+            raise SpecError(f"method {self.label}: {err}") from None
+        check_config(config, f"method {self.label} under a budget of {grad_evals}")
         return MethodChoice(self.method, config, canonical_label(self.method.name, config))
 
 
