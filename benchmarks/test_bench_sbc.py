@@ -24,7 +24,9 @@ from __future__ import annotations
 import pytest
 
 from vibench.registry import Registry, discover
-from vibench.sbc.run import DEFAULT_REPLICATES, SBCOutcome, run_sbc
+from vibench.sbc import DEFAULT_REPLICATES
+from vibench.sbc.records import SBCOutcome
+from vibench.sbc.run import run_sbc
 
 ROUNDS = 2
 

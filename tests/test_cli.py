@@ -3,6 +3,9 @@ nothing written; a run writes one tidy table, and a second run appends to it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import pandas as pd
 import pytest
@@ -79,3 +82,102 @@ def test_list(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "tasks:" in text and "ppca" in text and "methods:" in text and "nuts" in text
+
+
+FAILING_METHOD = '''
+"""A method whose fit raises: its run is a failed row."""
+from dataclasses import dataclass
+
+from vibench.declarations import Method
+
+
+@dataclass(frozen=True)
+class BrokenConfig:
+    pass
+
+
+def fit(task, logdensity, data, key, config):
+    raise RuntimeError("this method always fails")
+
+
+broken = Method(name="broken", version="0", Config=BrokenConfig, fit=fit, jittable=False, doc=__doc__)
+'''
+
+
+def test_a_failed_run_is_written_listed_and_exits_1(tmp_path, capsys):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text(FAILING_METHOD)
+    out = tmp_path / "res"
+    code = main(["run", "--task", "linreg", "--method", "broken", "--method", "cavi",
+                 "--plugins", str(plugins), "--out", str(out), "--draws", "256"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "this method always fails" in captured.out and "did not finish ok" in captured.err
+    table = pd.read_parquet(out)
+    assert set(table.drop_duplicates("run_id")["status"]) == {"ok", "failed"}
+
+
+def test_out_is_checked_before_any_fit(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    argv = ["run", "--task", "linreg", "--method", "cavi"]
+    assert main([*argv, "--out", str(a_file)]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert main([*argv, "--out", str(a_file / "below")]) == 2
+    assert "is not a writable directory" in capsys.readouterr().err
+    outer = tmp_path / "results"
+    assert main([*argv, "--out", str(outer), "--draws", "256"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--out", str(outer / "gpu")]) == 2
+    assert "inside the results directory" in capsys.readouterr().err and not (outer / "gpu").exists()
+    assert main([*argv, "--out", str(outer / "gpu"), "--nested", "--draws", "256"]) == 0
+    assert a_file.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "1000000000000"], "--seeds must be between 1 and 10000"),
+        (["--draws", "1"], "--draws must be between 2"),
+        (["--budget", "10000000000000"], "--budget must be between 1"),
+    ],
+)
+def test_counts_are_bounded(argv, message, tmp_path, capsys):
+    assert main(["run", "--task", "linreg", *argv, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_names_are_answered_without_importing_jax():
+    """The answer comes from the JAX-free declarations (importing JAX alone takes about a
+    second); benchmarks/test_bench_cli.py times it."""
+    code = (
+        "import sys; from vibench.cli import main; "
+        "assert main(['run', '--task', 'nosuch']) == 2; "
+        "assert main(['run', '--task', 'ppca', '--method', 'advi[steps=0]']) == 2; "
+        "assert main(['list']) == 0; "
+        "heavy = [m for m in ('jax', 'numpyro', 'arviz', 'pandas', 'scipy') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "unknown task 'nosuch'" in done.stderr
+
+
+def test_list_and_show_give_every_parameter(capsys):
+    assert main(["list", "methods"]) == 0
+    listing = capsys.readouterr().out
+    assert "steps" in listing and "2000" in listing and "meanfield|fullrank|lowrank" in listing
+    assert main(["show", "advi"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("method advi (version") and "sticking-the-landing" in shown
+    assert main(["show", "nosuch"]) == 2
+    assert "no task or method 'nosuch'; valid: advi, " in capsys.readouterr().err
+
+
+def test_summary_has_a_legend_and_the_tasks_headline_metrics(tmp_path, capsys):
+    assert main(["run", "--task", "mixture", "--method", "advi[steps=100]", "--out", str(tmp_path / "r"),
+                 "--draws", "256"]) == 0
+    summary = capsys.readouterr().out
+    assert "mode coverage ↑" in summary and "log p(x) − ELBO ↓" in summary
+    assert "± 0: exact" in summary and "± nan" in summary

@@ -84,9 +84,44 @@ def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
     assert "ep_guess" in discover().methods
 
 
-def test_name_clash_is_an_error(tmp_path):
-    folder = tmp_path / "clash"
-    folder.mkdir()
-    (folder / "advi_again.py").write_text(PLUGIN_METHOD.replace('name="prior_guess"', 'name="advi"'))
-    with pytest.raises(ValueError, match="already registered"):
-        discover((folder,))
+BROKEN = {
+    "broken_import.py": ("import no_such_module_anywhere\n", "cannot be imported: ModuleNotFoundError"),
+    "advi_again.py": (PLUGIN_METHOD.replace('name="prior_guess"', 'name="advi"'), "'advi' is already registered"),
+    "bad_name.py": (PLUGIN_METHOD.replace('name="prior_guess"', 'name="two words"'), "is not a valid name"),
+    "syntax.py": ("def (:\n", "cannot be imported: SyntaxError"),
+}
+
+
+@pytest.fixture
+def broken_dir(plugin_dir):
+    for name, (text, _) in BROKEN.items():
+        (plugin_dir / name).write_text(text)
+    return plugin_dir
+
+
+def test_broken_plugins_are_one_line_each_and_the_rest_runs(broken_dir, tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(["run", "--task", "linreg", "--method", "prior_guess", "--method", "cavi",
+                 "--plugins", str(broken_dir), "--out", str(out), "--draws", "256"])
+    assert code == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vibench: warning:")]
+    assert len(warnings) == len(BROKEN)
+    for name, (_, problem) in BROKEN.items():
+        [line] = [w for w in warnings if name in w]
+        assert problem in line
+    table = pd.read_parquet(out)
+    assert set(table["label"]) == {"prior_guess", "cavi"} and (table["status"] == "ok").all()
+    registry = discover((broken_dir,))
+    assert registry.methods["advi"].fit.target == "vibench.methods._advi:fit"  # the built-in stays
+
+
+def test_plugin_text_is_sanitized_and_long_names_cut(plugin_dir, capsys):
+    doc = '"""Evil\x1b[2J doc\x07 line."""'
+    (plugin_dir / "prior_guess.py").write_text(PLUGIN_METHOD.replace(
+        '"""A user\'s own method: a fixed standard normal q (it learns nothing)."""', doc))
+    assert main(["list", "methods", "--plugins", str(plugin_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text and "\x07" not in text and "Evil\\x1b[2J doc" in text
+    assert main(["run", "--task", "linreg", "--method", "m" * 100_000]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1000 and "more characters" in err

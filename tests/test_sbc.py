@@ -42,15 +42,9 @@ from vibench.registry import MethodChoice
 from vibench.sbc import uniformity
 from vibench.sbc.plots import ecdf_difference_figure, rank_histogram_figure, save_plots
 from vibench.sbc.ranks import break_ties, param_names, rank_counts, thin
-from vibench.sbc.run import (
-    DEFAULT_DRAWS,
-    DEFAULT_REPLICATES,
-    SBC_SCHEMA,
-    read_sbc,
-    run_sbc,
-    split_label,
-    write_sbc,
-)
+from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES
+from vibench.sbc.records import SBC_SCHEMA, read_sbc, split_label, write_sbc
+from vibench.sbc.run import run_sbc
 from vibench.structure.conjugate import ConjugateGaussian
 
 ALPHA = 0.05
@@ -228,7 +222,7 @@ def test_exact_is_the_posterior_and_its_trace_the_log_evidence(registry):
     assert abs(float(approx.trace[0]) - task.reference.log_evidence) < 1e-3
     assert int(approx.grad_evals) == 0 and approx.has_density
     assert registry.methods["exact"].supports(scale_task()) == (
-        False, "needs an exactly Gaussian posterior (a ConjugateGaussian task extension)"
+        False, "needs an exactly Gaussian posterior (a ConjugateGaussian or BlockGaussian task extension)"
     )
 
 

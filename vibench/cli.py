@@ -1,31 +1,33 @@
-"""The command line: ``vibench list``, ``vibench run``, ``vibench sbc``, ``vibench report``,
-``vibench table``.
+"""The command line: ``vibench list``, ``show``, ``run``, ``sbc``, ``report``, ``table``.
 
-Every name, SPEC and device is checked before anything runs or is written: a bad one
-is a one-line error naming the valid choices, with exit code 2.
+Every name, SPEC, number and output folder is checked before anything runs or is
+written: a bad one is a one-line error naming the valid choices, with exit code 2.
+Names and parameters are checked from the JAX-free declarations first (an answer in a
+fraction of a second); JAX and the fitting code are imported only for a request that
+passed. ``vibench run`` exits 1 when any run ended ``failed`` or ``nan`` (its rows are
+written and the summary lists it), 0 when every run is ok.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from vibench.harness import environment
-from vibench.harness.runner import reference_draws, run_pair
-from vibench.harness.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, append_reference_draws, append_runs
+from vibench.harness.plan import check_specs
+from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
 from vibench.metrics.records import METRIC_DRAWS
 from vibench.registry import Registry, discover
-from vibench.report.build import build_report
-from vibench.report.summary import load_results, mean_and_se
-from vibench.report.tables import FORMATS, available_metrics, format_table
-from vibench.sbc.plots import format_summary, save_plots
-from vibench.sbc.run import DEFAULT_DRAWS, DEFAULT_REPLICATES, run_sbc, write_sbc
-from vibench.spec import SpecError
+from vibench.report import FORMATS, LAYOUTS
+from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES
+from vibench.spec import SpecError, parameters
+from vibench.text import printable, shorten
 
-SUMMARY_METRICS = ("elbo", "log_px", "log_px_is", "khat", "kl", "mean_error", "std_error", "time_fit_s")
+MAX_SEEDS = 10_000
+MAX_DRAWS = 2**20
+MAX_BUDGET = 10**12
+MIN_REPLICATES = 10
 
 
 def _plugin_parent() -> argparse.ArgumentParser:
@@ -46,6 +48,9 @@ def _fitting_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                         help="results directory (default: results/)")
+    parent.add_argument("--nested", action="store_true",
+                        help="allow --out inside another results directory (readers of the outer "
+                        "one never read it)")
     parent.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="where to run (default: JAX's default device)")
     return parent
@@ -58,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     plugins, fitting = _plugin_parent(), _fitting_parent()
 
-    listing = commands.add_parser("list", parents=[plugins], help="list tasks and methods")
+    listing = commands.add_parser("list", parents=[plugins], help="list tasks and methods with their parameters")
     listing.add_argument("what", nargs="?", choices=("tasks", "methods"), help="only this kind")
+    show = commands.add_parser("show", parents=[plugins], help="describe one task or method in full")
+    show.add_argument("name", metavar="NAME", help="a task or method name")
 
     run = commands.add_parser(
         "run",
@@ -67,13 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run methods on a task and append the results",
         description="Fit methods on a task for several seeds; append Parquet results to --out "
         "and print a summary. SPEC is NAME or NAME[key=value,...], e.g. "
-        "advi[family=fullrank,steps=5000] or gaussian[dim=50,rho=0.95].",
+        "advi[family=fullrank,steps=5000] or gaussian[dim=50,rho=0.95] (vibench show NAME lists "
+        "the parameters). Exit code 0: every run ok; 1: some run failed or gave NaN (its rows "
+        "are written and listed); 2: bad input, nothing run.",
     )
     run.add_argument("--task", required=True, action="append", metavar="SPEC",
                      help="task SPEC (repeatable)")
     run.add_argument("--method", action="append", metavar="SPEC",
                      help="method SPEC (repeatable); default: every method that supports the task")
-    run.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    run.add_argument("--seeds", type=int, default=1, metavar="N",
+                     help=f"seeds 0..N-1 (default 1, at most {MAX_SEEDS})")
     run.add_argument("--draws", type=int, default=METRIC_DRAWS, metavar="N",
                      help=f"draws from q for the Monte Carlo metrics (default {METRIC_DRAWS})")
     run.add_argument("--budget", type=int, default=None, metavar="N",
@@ -93,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sbc.add_argument("--task", required=True, metavar="SPEC", help="task SPEC")
     sbc.add_argument("--method", required=True, metavar="SPEC", help="method SPEC")
     sbc.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES, metavar="R",
-                     help=f"simulated data sets (default {DEFAULT_REPLICATES}; at least 10)")
+                     help=f"simulated data sets (default {DEFAULT_REPLICATES}; at least {MIN_REPLICATES})")
     sbc.add_argument("--draws", type=int, default=DEFAULT_DRAWS, metavar="L",
                      help=f"posterior draws per data set; ranks are 0..L (default {DEFAULT_DRAWS})")
     sbc.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the replicates (default 0)")
@@ -118,94 +128,124 @@ def build_parser() -> argparse.ArgumentParser:
         "table",
         help="print a paper table of a results directory",
         description="Print a table of the results in DIR: rows are tasks (tasks x metrics with "
-        "several metrics), columns methods, cells mean +- standard error over seeds (one seed: "
-        "the estimate's own standard error), the best of each row in bold (higher is better "
-        "for elbo, log_px_is, is_ess; lower for the rest). CSV is tidy and numeric: one row "
-        "per task, metric and method, with a best column.",
+        "several metrics) and columns methods, or the other way round (--rows), cells mean +- "
+        "standard error over seeds (one seed: the estimate's own standard error). The best of a "
+        "task and metric is in bold only when it beats every other method by more than "
+        "2 sqrt(se1^2 + se2^2); otherwise the leaders within that margin are marked as tied. CSV "
+        "is tidy and numeric: one row per task, metric and method, with a best column (best, tie "
+        "or empty).",
     )
     table.add_argument("results", type=Path, metavar="DIR", help="results directory (the --out of vibench run)")
     table.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
     table.add_argument("--metric", action="append", metavar="M",
                        help="metric to show (repeatable; default: elbo_gap, log_px_is, khat, mean_error, "
                        "std_error, time_fit_s where present)")
+    table.add_argument("--rows", choices=LAYOUTS, default="auto",
+                       help="what the rows are: task (tasks x metrics; methods in columns), method (tasks "
+                       "x metrics in columns), or auto (default): tasks, unless there are more methods than "
+                       "fit as columns and methods in rows give fewer columns")
     return parser
 
 
-def _format_listing(registry: Registry, what: str | None) -> str:
-    lines = []
-    if what in (None, "tasks"):
-        lines.append("tasks:")
-        for name, fam in sorted(registry.tasks.items()):
-            lines.append(f"  {name:<12} {_first_line(fam.doc)}")
-    if what in (None, "methods"):
-        lines.append("methods:")
-        for name, method in sorted(registry.methods.items()):
-            lines.append(f"  {name:<12} {_first_line(method.doc)}")
-    return "\n".join(lines)
+def _parameter_lines(cls: type, indent: str) -> list[str]:
+    rows = [(p.name, p.type, p.default, p.valid, p.doc) for p in parameters(cls)]
+    if not rows:
+        return [f"{indent}(no parameters)"]
+    width = [max(len(printable(row[i])) for row in rows) for i in range(4)]
+    return [
+        indent + "  ".join(printable(v).ljust(w) for v, w in zip(row[:4], width)) + (f"  {printable(row[4])}" if row[4] else "")
+        for row in rows
+    ]
 
 
 def _first_line(doc: str) -> str:
-    return (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+    text = (doc or "").strip()
+    return shorten(text.splitlines()[0], 100) if text else ""
 
 
-def plan(registry: Registry, task_specs: list[str], method_specs: list[str] | None):
-    """``[(task, [MethodChoice, ...]), ...]``; raises :class:`SpecError` on a bad request."""
-    planned = []
-    for spec in task_specs:
-        task = registry.task(spec)
-        if method_specs:
-            choices = [registry.method(m) for m in method_specs]
-            for choice in choices:
-                ok, reason = choice.method.supports(task)
-                if not ok:
-                    raise SpecError(f"method {choice.label} does not support task {task.label}: {reason}")
-        else:
-            choices = [
-                registry.method(name)
-                for name, method in sorted(registry.methods.items())
-                if method.supports(task)[0]
-            ]
-        planned.append((task, choices))
-    return planned
+def format_listing(registry: Registry, what: str | None) -> str:
+    """Every task and method: name, the first line of its doc, and its parameters
+    (name, type, default, valid values)."""
+    lines = []
+    kinds = (("tasks", registry.tasks, "Params"), ("methods", registry.methods, "Config"))
+    for kind, table, attribute in kinds:
+        if what not in (None, kind):
+            continue
+        lines.append(f"{kind}:")
+        for name, obj in sorted(table.items()):
+            lines.append(f"  {name:<12} {_first_line(obj.doc)}")
+            lines.extend(_parameter_lines(getattr(obj, attribute), " " * 6))
+    return "\n".join(lines)
 
 
-def summarize(frame: pd.DataFrame) -> str:
-    """A readable table: mean ± standard error per label and headline metric.
+def format_show(registry: Registry, name: str) -> str:
+    """One task or method: its whole doc and its parameters."""
+    found = [(kind, obj, attribute) for kind, table, attribute in
+             (("task", registry.tasks, "Params"), ("method", registry.methods, "Config"))
+             if (obj := table.get(name)) is not None]
+    if not found:
+        valid = ", ".join(sorted({*registry.tasks, *registry.methods}))
+        raise SpecError(f"no task or method {shorten(name)!r}; valid: {valid}")
+    lines = []
+    for kind, obj, attribute in found:
+        lines.append(f"{kind} {obj.name} (version {printable(obj.version)})")
+        lines.extend("  " + printable(line) for line in (obj.doc or "").strip().splitlines())
+        lines.append("  parameters (name, type, default, valid values):")
+        lines.extend(_parameter_lines(getattr(obj, attribute), "    "))
+    return "\n".join(lines)
 
-    One seed: the estimate's own standard error; several: the standard error over seeds.
-    """
-    ok = frame[frame["metric"].isin(SUMMARY_METRICS) & (frame["status"] == "ok")]
-    cells: dict[tuple[str, str], dict[str, str]] = {}
-    for (task, label, metric), group in ok.groupby(["task_label", "label", "metric"], sort=False):
-        mean, se = mean_and_se(group["value"].to_numpy(), group["stderr"].to_numpy())
-        cells.setdefault((task, label), {})[metric] = f"{mean:.4g} ± {se:.2g}"
-    failed = frame[frame["status"] != "ok"].drop_duplicates("run_id")
-    for _, row in failed.iterrows():
-        cells.setdefault((row["task_label"], row["label"]), {})["status"] = (
-            f"{row['status']}: {row['error']}"
-        )
-    table = pd.DataFrame.from_dict(cells, orient="index")
-    columns = [m for m in SUMMARY_METRICS + ("status",) if m in table.columns]
-    table = table.reindex(columns=columns).fillna("")
-    table.index = [f"{t} / {label}" for t, label in table.index]
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        return table.to_string()
+
+def _check_count(value: int, option: str, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise SpecError(f"{option} must be between {low} and {high}; got {value}")
+
+
+def check_out(out: Path, nested: bool) -> None:
+    """``out`` must be a writable directory or creatable as one, and (unless ``nested``)
+    not inside another results directory, whose readers would not see it."""
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {shorten(str(out))!r} is a file, not a directory")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecError(f"--out {shorten(str(out))!r}: {shorten(str(existing))!r} is not a writable directory")
+    if not nested:
+        for parent in out.resolve().parents:
+            if parent.is_dir() and any(parent.glob("runs-*.parquet")):
+                raise SpecError(
+                    f"--out {shorten(str(out))!r} is inside the results directory {shorten(str(parent))!r}; "
+                    "choose another folder, or pass --nested to keep it there (reports of the outer "
+                    "directory do not read it)"
+                )
+
+
+def _device(kind: str | None):
+    from vibench.harness import environment
+
+    try:
+        return environment.resolve_device(kind)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
 
 
 def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
-    if args.seeds < 1:
-        raise SpecError("--seeds must be at least 1")
-    if args.draws < 2:
-        raise SpecError("--draws must be at least 2")
-    if args.budget is not None and args.budget < 1:
-        raise SpecError("--budget must be at least 1")
-    planned = plan(registry, args.task, args.method)
+    check_specs(registry, args.task, args.method)
+    _check_count(args.seeds, "--seeds", 1, MAX_SEEDS)
+    _check_count(args.draws, "--draws", 2, MAX_DRAWS)
     if args.budget is not None:
-        planned = [(task, [c.with_budget(args.budget, task) for c in choices]) for task, choices in planned]
-    try:
-        device = environment.resolve_device(args.device)
-    except ValueError as err:
-        raise SpecError(str(err)) from None
+        _check_count(args.budget, "--budget", 1, MAX_BUDGET)
+    check_out(args.out, args.nested)
+
+    import pandas as pd
+
+    from vibench.harness.plan import plan
+    from vibench.harness.runner import reference_draws, run_pair
+    from vibench.harness.store import append_reference_draws, append_runs
+    from vibench.report.console import run_summary
+
+    planned = plan(registry, args.task, args.method, args.budget)
+    device = _device(args.device)
     frames = []
     pairs = [(task, choice) for task, choices in planned for choice in choices]
     for done, (task, choice) in enumerate(pairs, 1):
@@ -218,21 +258,28 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     for task in dict.fromkeys(task for task, _ in pairs):
         if reference := reference_draws(task):
             append_reference_draws(args.out, reference)
-    print(summarize(pd.concat(frames, ignore_index=True)))
+    frame = pd.concat(frames, ignore_index=True)
+    print(run_summary(frame))
+    unfinished = frame[frame["status"] != "ok"]["run_id"].nunique()
     print(f"results appended to {args.out}/", file=sys.stderr)
-    return 0
+    if unfinished:
+        print(f"vibench: {unfinished} run(s) did not finish ok (listed above)", file=sys.stderr)
+    return 1 if unfinished else 0
 
 
 def cmd_sbc(args: argparse.Namespace, registry: Registry) -> int:
+    check_specs(registry, [args.task], [args.method])
+    _check_count(args.replicates, "--replicates", MIN_REPLICATES, MAX_SEEDS)
+    _check_count(args.draws, "--draws", 1, MAX_DRAWS)
+    check_out(args.out, args.nested)
+
+    from vibench.harness.plan import plan
+    from vibench.sbc.plots import format_summary, save_plots
+    from vibench.sbc.records import write_sbc
+    from vibench.sbc.run import run_sbc
+
     [(task, [choice])] = plan(registry, [args.task], [args.method])
-    if args.replicates < 10:
-        raise SpecError("--replicates must be at least 10 (two chi-square bins of expected count 5)")
-    if args.draws < 1:
-        raise SpecError("--draws must be at least 1")
-    try:
-        device = environment.resolve_device(args.device)
-    except ValueError as err:
-        raise SpecError(str(err)) from None
+    device = _device(args.device)
     print(f"SBC of {choice.label} on {task.label}: {args.replicates} replicates ...", file=sys.stderr)
     outcome = run_sbc(task, choice, args.replicates, args.draws, args.seed, device)
     ranks_file = write_sbc(args.out, outcome)
@@ -245,25 +292,40 @@ def cmd_sbc(args: argparse.Namespace, registry: Registry) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    try:
-        pages = build_report(args.results, args.out)
-    except FileNotFoundError as err:
-        raise SpecError(str(err)) from None
+    from vibench.harness.store import NotResultsError, nested_results, skipped_files_as_lines
+    from vibench.report.build import build_report
+
+    with skipped_files_as_lines():
+        try:
+            pages = build_report(args.results, args.out)
+        except NotResultsError as err:
+            raise SpecError(str(err)) from None
+    for nested in nested_results(args.results):
+        print(f"vibench: note: not read: {nested}/ holds results of its own (report it on its own)",
+              file=sys.stderr)
     print(f"wrote {len(pages)} pages to {args.out}/", file=sys.stderr)
     print(pages[0])
     return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    try:
-        results = load_results(args.results)
-    except FileNotFoundError as err:
-        raise SpecError(str(err)) from None
+    from vibench.harness.store import NotResultsError, nested_results, skipped_files_as_lines
+    from vibench.report.summary import load_results
+    from vibench.report.tables import available_metrics, format_table
+
+    with skipped_files_as_lines():
+        try:
+            results = load_results(args.results)
+        except NotResultsError as err:
+            raise SpecError(str(err)) from None
     valid = available_metrics(results)
     for metric in args.metric or ():
         if metric not in valid:
             raise SpecError(f"no metric {metric!r} in {args.results}; valid: {', '.join(valid)}")
-    print(format_table(results, args.format, args.metric))
+    for nested in nested_results(args.results):
+        print(f"vibench: note: not read: {nested}/ holds results of its own (report it on its own)",
+              file=sys.stderr)
+    print(format_table(results, args.format, args.metric, args.rows))
     return 0
 
 
@@ -275,14 +337,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "table":
             return cmd_table(args)
         registry = discover(tuple(args.plugins))
+        for problem in registry.problems:
+            print(f"vibench: warning: {printable(problem)}", file=sys.stderr)
         if args.command == "list":
-            print(_format_listing(registry, args.what))
+            print(format_listing(registry, args.what))
+            return 0
+        if args.command == "show":
+            print(format_show(registry, args.name))
             return 0
         if args.command == "sbc":
             return cmd_sbc(args, registry)
         return cmd_run(args, registry)
     except SpecError as err:
-        print(f"vibench: error: {err}", file=sys.stderr)
+        print(f"vibench: error: {shorten(str(err), 1000)}", file=sys.stderr)
         return 2
 
 

@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
+import traceback
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from vibench.declarations import Method, TaskFamily
 from vibench.spec import BudgetTooSmall, SpecError, canonical_label, check_config, make_config, parse_spec
+from vibench.text import shorten
 
 if TYPE_CHECKING:
     from vibench.core import Task
@@ -57,42 +59,66 @@ class MethodChoice:
 
 @dataclass
 class Registry:
+    """The registered task families and methods, and the problems met while discovering
+    them (``problems``: one line each, naming the file or entry point; the broken piece
+    is left out, everything else is registered)."""
+
     tasks: dict[str, TaskFamily] = field(default_factory=dict)
     methods: dict[str, Method] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     def add(self, obj: Any, origin: str) -> None:
-        """Register ``obj`` if it is a task family or a method; ignore anything else."""
+        """Register ``obj`` if it is a task family or a method; ignore anything else.
+        A name that is not a valid SPEC name, or one already taken, is a problem."""
         if isinstance(obj, TaskFamily):
             table, kind = self.tasks, "task"
         elif isinstance(obj, Method):
             table, kind = self.methods, "method"
         else:
             return
+        if not _valid_name(obj.name):
+            self.problems.append(
+                f"{origin}: {kind} name {shorten(str(obj.name))!r} is not a valid name "
+                "(a letter or _, then letters, digits, _ or -)"
+            )
+            return
         known = table.get(obj.name)
         if known is not None and known is not obj:
-            raise ValueError(f"{kind} name {obj.name!r} from {origin} is already registered")
+            self.problems.append(f"{origin}: {kind} name {obj.name!r} is already registered (skipped)")
+            return
         table[obj.name] = obj
 
-    def add_module(self, module: ModuleType) -> None:
+    def add_module(self, module: ModuleType, origin: str) -> None:
         for obj in vars(module).values():
-            self.add(obj, module.__name__)
+            self.add(obj, origin)
 
-    def task(self, spec: str) -> Task:
-        """Build the task named by ``spec``; its ``label`` is the canonical SPEC."""
+    def task_family(self, spec: str) -> tuple[TaskFamily, Any]:
+        """The family and checked parameters named by a task ``spec``, without building it
+        (no JAX): every name and value is checked here."""
         name, params = parse_spec(spec)
         family = self.tasks.get(name)
         if family is None:
-            raise SpecError(f"unknown task {name!r}; valid: {', '.join(sorted(self.tasks))}")
-        config = make_config(family.Params, params, f"task {name}")
-        return _build(family, config)
+            raise SpecError(f"unknown task {shorten(name)!r}; valid: {', '.join(sorted(self.tasks))}")
+        return family, make_config(family.Params, params, f"task {name}")
+
+    def task(self, spec: str) -> Task:
+        """Build the task named by ``spec``; its ``label`` is the canonical SPEC."""
+        return _build(*self.task_family(spec))
 
     def method(self, spec: str) -> MethodChoice:
         name, params = parse_spec(spec)
         method = self.methods.get(name)
         if method is None:
-            raise SpecError(f"unknown method {name!r}; valid: {', '.join(sorted(self.methods))}")
+            raise SpecError(f"unknown method {shorten(name)!r}; valid: {', '.join(sorted(self.methods))}")
         config = make_config(method.Config, params, f"method {name}")
         return MethodChoice(method, config, canonical_label(name, config))
+
+
+def _valid_name(name: Any) -> bool:
+    try:
+        return isinstance(name, str) and parse_spec(name) == (name, {})
+    except SpecError:
+        return False
 
 
 @lru_cache(maxsize=32)
@@ -113,9 +139,11 @@ def _package_modules(package: str) -> list[ModuleType]:
     ]
 
 
-def _folder_modules(folder: Path) -> list[ModuleType]:
+def _folder_modules(folder: Path, problems: list[str]) -> list[tuple[ModuleType, str]]:
+    """The plug-in files of ``folder`` imported, with their paths; a file that fails to
+    import is a problem (one line: the file and the error), not a crash."""
     if not folder.is_dir():
-        raise SpecError(f"plug-in folder {str(folder)!r} does not exist")
+        raise SpecError(f"plug-in folder {shorten(str(folder))!r} does not exist")
     tag = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
     modules = []
     for path in sorted(folder.glob("*.py")):
@@ -127,23 +155,40 @@ def _folder_modules(folder: Path) -> list[ModuleType]:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
-            spec.loader.exec_module(module)
-        modules.append(module)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as err:  # noqa: BLE001 - a broken plug-in is reported, not fatal
+                del sys.modules[name]
+                problems.append(f"plug-in {path}: cannot be imported: {_one_line(err)}")
+                continue
+        modules.append((module, f"plug-in {path}"))
     return modules
 
 
+def _one_line(err: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(err), err)).strip().splitlines()
+    return shorten(text[-1] if text else type(err).__name__, 200)
+
+
 def discover(plugin_dirs: tuple[Path, ...] = ()) -> Registry:
-    """All tasks and methods: built-in, from entry points, and from ``plugin_dirs``."""
+    """All tasks and methods: built-in, from entry points, and from ``plugin_dirs``
+    (built-ins first, so a plug-in cannot take a built-in's name)."""
     registry = Registry()
-    modules = _package_modules("vibench.tasks") + _package_modules("vibench.methods")
+    for package in ("vibench.tasks", "vibench.methods"):
+        for module in _package_modules(package):
+            registry.add_module(module, module.__name__)
     for folder in plugin_dirs:
-        modules.extend(_folder_modules(Path(folder)))
-    for module in modules:
-        registry.add_module(module)
+        for module, origin in _folder_modules(Path(folder), registry.problems):
+            registry.add_module(module, origin)
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        loaded = entry.load()
+        origin = f"entry point {entry.name}"
+        try:
+            loaded = entry.load()
+        except Exception as err:  # noqa: BLE001 - a broken plug-in is reported, not fatal
+            registry.problems.append(f"{origin}: cannot be imported: {_one_line(err)}")
+            continue
         if isinstance(loaded, ModuleType):
-            registry.add_module(loaded)
+            registry.add_module(loaded, origin)
         else:
-            registry.add(loaded, f"entry point {entry.name}")
+            registry.add(loaded, origin)
     return registry

@@ -2,3 +2,8 @@
 seeds), ``store`` (the Parquet results store), ``environment`` (versions, commit, host,
 device).
 """
+
+DRAWS_STORED_MAX_DIM = 2
+"""Runs on tasks of at most this many dimensions keep draws of their approximation."""
+DRAWS_STORED = 500
+"""How many draws such a run (and its task's reference) keeps, for the report's plots."""

@@ -33,7 +33,8 @@ import numpy as np
 from vibench.core import Approximation, LogDensity, Task
 from vibench.declarations import config_items
 from vibench.harness import environment
-from vibench.harness.store import DRAWS_STORED, DRAWS_STORED_MAX_DIM, SCHEMA_VERSION
+from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
+from vibench.harness.store import SCHEMA_VERSION
 from vibench.logdensity import derive_logdensity
 from vibench.metrics.estimates import Estimate
 from vibench.metrics.evaluation import METRIC_DRAWS, evaluate

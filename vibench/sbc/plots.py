@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on impo
 
 from vibench.harness.store import SBC_DIR
 from vibench.sbc import uniformity
-from vibench.sbc.run import SBCOutcome
+from vibench.sbc.records import SBCOutcome
 
 PLOTS_DIR = "_plots"
 MAX_PLOTTED = 16
