@@ -3,7 +3,7 @@
 
 Benchmark run (ppca[n=500], 2000 steps; fit-time ratios printed at the end)::
 
-    pytest benchmarks/test_bench_advi.py --benchmark-enable -p no:cacheprovider
+    pytest benchmarks/test_bench_advi.py --benchmark-enable -n 0 -p no:cacheprovider
 
 With benchmarks disabled (pyproject's default) every test runs once on ppca[n=20]
 with 20 steps: a smoke test of the same code. The non-benchmark tests check that the

@@ -3,7 +3,7 @@
 Each benchmark runs a fresh interpreter; the baseline in the same run is ``python -c
 "import jax"``, so the printed ratio says how much of JAX's import the CLI avoids::
 
-    python -m pytest benchmarks/test_bench_cli.py --benchmark-enable -s
+    python -m pytest benchmarks/test_bench_cli.py --benchmark-enable -n 0 -s
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ ADVI (compute-bound: 2000 optimizer steps) and the exact posterior (dispatch-bou
 Run (the ratio is printed and kept in the benchmark's ``extra_info``; speed is
 measured, never asserted — the issue's target is 10x on CPU)::
 
-    pytest benchmarks/test_bench_sbc.py --benchmark-enable -p no:cacheprovider -s
+    pytest benchmarks/test_bench_sbc.py --benchmark-enable -n 0 -p no:cacheprovider -s
 
 and, to split the vmapped replicates over the CPU's cores (one XLA device per core; the
 loop runs on one device either way)::
