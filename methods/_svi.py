@@ -1,4 +1,21 @@
-"""The computation of :mod:`vibench.methods.svi` (declared there, with its parameters)."""
+"""The computation of :mod:`vibench.methods.svi` (declared there, with its parameters).
+
+Local latents (``reparam`` mode, ``meanfield`` family; a task whose
+:class:`vibench.structure.minibatch.Subsample` names ``local`` sites): q(z) = q(g)
+Π_i q(z_i), each point i with its own mean-field factor. A step draws S and estimates
+the ELBO without bias as
+
+    E_q[log p̂_S] + H(q_g) + (N/|S|) Σ_{i∈S} H(q_i)
+
+(:func:`vibench.structure.local.local_minibatch_logp`). Its gradient in q(g)'s
+parameters is the scaled global gradient, updated by the optimizer every step; in point
+i's parameters (i ∈ S) it is N/|S| times the gradient of point i's own ELBO term, which
+involves no other point: Hoffman et al.'s local step, here by gradient. Point i's
+factor moves only when i is in the minibatch, by its own optimizer state (moments and
+step count, ``lr`` schedule over its expected ``steps·|S|/N`` visits), from its own
+term's gradient (the N/|S| removed), so a point's step does not depend on how often it
+was drawn.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +26,13 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
+import optax
+
 from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.gaussian import FullRank, MeanField, gaussian_family
 from vibench.methods._advi import make_optimizer, negative_elbo, optimize
 from vibench.methods.svi import SVIConfig
+from vibench.structure.local import LatentLayout, latent_layout, local_minibatch_logp
 from vibench.spec import BudgetTooSmall, field_range
 from vibench.structure.minibatch import (
     MinibatchConjugate,
@@ -49,6 +69,69 @@ def fit_reparam(subsample: Subsample, logdensity: LogDensity, data: Data, key, c
         lambda p, k: loss(p, *jax.random.split(k)), params, optimizer, key_steps, config.steps
     )
     return params, trace, family
+
+
+def meanfield_entropy(log_scale: jax.Array) -> jax.Array:
+    """H of N(m, diag(exp(2 log_scale))), summed over every entry of ``log_scale``."""
+    return jnp.sum(log_scale) + log_scale.size * 0.5 * math.log(2 * math.pi * math.e)
+
+
+def local_negative_elbo(subsample: Subsample, layout: LatentLayout, num_samples: int):
+    """``loss(global_params, local_params, batch, index, key)``: minus the unbiased minibatch
+    ELBO of the module doc, for mean-field ``global_params`` ({loc, log_scale} of shape
+    (G,)) and the points ``index``'s ``local_params`` (of shape (|S|, L))."""
+    logp = jax.vmap(local_minibatch_logp(subsample, layout), in_axes=(0, 0, None, None))
+    family = MeanField()
+
+    def loss(global_params, local_params, batch, index, key):
+        key_global, key_local = jax.random.split(key)
+        weight = subsample.size / index.shape[0]
+        globals_ = family.sample(global_params, key_global, num_samples)
+        locals_ = family.sample(local_params, key_local, num_samples)
+        entropy = meanfield_entropy(global_params["log_scale"]) + weight * meanfield_entropy(
+            local_params["log_scale"]
+        )
+        return -(jnp.mean(logp(globals_, locals_, batch, index)) + entropy)
+
+    return loss
+
+
+def fit_local(subsample: Subsample, logdensity: LogDensity, data: Data, key, config: SVIConfig):
+    if config.family != "meanfield":
+        raise ValueError(f"svi with local latents needs family=meanfield; got {config.family!r}")
+    layout = latent_layout(subsample, logdensity)
+    family = MeanField()
+    key_init, key_steps = jax.random.split(key)
+    globals_, locals_ = layout.split(logdensity.init(key_init))
+    params = (family.init(globals_, config.init_scale), family.init(locals_, config.init_scale))
+    weight = subsample.size / config.batch_size
+    visits = max(1, math.ceil(config.steps / weight))
+    global_opt = make_optimizer(config.optimizer, config.lr, config.schedule, config.steps)
+    local_opt = make_optimizer(config.optimizer, config.lr, config.schedule, visits)
+    states = (global_opt.init(params[0]), jax.vmap(local_opt.init)(params[1]))
+    loss = local_negative_elbo(subsample, layout, config.num_samples)
+
+    def step(carry, key):
+        (global_params, local_params), (global_state, local_state) = carry
+        key_batch, key_draws = jax.random.split(key)
+        index = sample_index(key_batch, subsample.size, config.batch_size)
+        rows = jax.tree.map(lambda a: a[index], (local_params, local_state))
+        value, (global_grad, local_grad) = jax.value_and_grad(loss, argnums=(0, 1))(
+            global_params, rows[0], subsample.select(data, index), index, key_draws
+        )
+        updates, global_state = global_opt.update(global_grad, global_state, global_params)
+        global_params = optax.apply_updates(global_params, updates)
+        own_grad = jax.tree.map(lambda g: g / weight, local_grad)  # point i's own term
+        updates, row_state = jax.vmap(local_opt.update)(own_grad, rows[1], rows[0])
+        rows = (optax.apply_updates(rows[0], updates), row_state)
+        local_params, local_state = jax.tree.map(
+            lambda whole, part: whole.at[index].set(part), (local_params, local_state), rows
+        )
+        return ((global_params, local_params), (global_state, local_state)), -value
+
+    (params, _), trace = jax.lax.scan(step, (params, states), jax.random.split(key_steps, config.steps))
+    flat = {name: layout.join(params[0][name], params[1][name]) for name in ("loc", "log_scale")}
+    return flat, trace, family
 
 
 def step_sizes(steps: int, kappa: float, tau: float) -> jax.Array:
@@ -143,7 +226,11 @@ def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: 
     subsample = task.extension(Subsample)
     if not 1 <= config.batch_size <= subsample.size:
         raise ValueError(f"svi needs 1 <= batch_size <= {subsample.size} (the data points)")
-    if config.mode == "natural":
+    if subsample.local:
+        if config.mode != "reparam":
+            raise ValueError("svi with local latents needs mode=reparam")
+        params, trace, family = fit_local(subsample, logdensity, data, key, config)
+    elif config.mode == "natural":
         conjugate = task.extension(MinibatchConjugate)
         if conjugate is None:
             raise ValueError("svi[mode=natural] needs a MinibatchConjugate task extension")
@@ -158,8 +245,8 @@ def supports(task: Task) -> tuple[bool, str]:
     if task.extension(Subsample) is None:
         return False, (
             "needs data that can be subsampled (a Subsample task extension: data points "
-            "conditionally independent given global latents); mode=natural also needs "
-            "a MinibatchConjugate extension"
+            "conditionally independent given global latents and their own local ones); "
+            "mode=natural also needs a MinibatchConjugate extension"
         )
     return True, ""
 
