@@ -20,13 +20,13 @@ REQUIRED = {"task", "method", "label", "seed", "metric", "value", "stderr", "sta
     "argv, message",
     [
         (["run", "--task", "ppcaa"], "unknown task 'ppcaa'; valid: banana, funnel, gaussian, linreg"),
-        (["run", "--task", "ppca", "--method", "adv"], "unknown method 'adv'; valid: advi, bbvi, cavi"),
+        (["run", "--task", "ppca", "--method", "adv"], "unknown method 'adv'; valid: advi, amortized, bbvi, cavi"),
         (["run", "--task", "ppca", "--method", "advi[stepz=3]"], "unknown parameter 'stepz' for method advi"),
         (["run", "--task", "gaussian[dims=3]"], "unknown parameter 'dims' for task gaussian; valid: dim, rho"),
         (["run", "--task", "gaussian", "--method", "cavi[tol=abc]"], "tol must be a finite number"),
         (["run", "--task", "funnel", "--method", "cavi"], "does not support task funnel"),
-        (["run", "--task", "linreg", "--seeds", "0"], "--seeds must be at least 1"),
-        (["run", "--task", "linreg", "--budget", "0"], "--budget must be at least 1"),
+        (["run", "--task", "linreg", "--seeds", "0"], "--seeds must be between 1 and 10000; got 0"),
+        (["run", "--task", "linreg", "--budget", "0"], "--budget must be between 1 and 1000000000000; got 0"),
         (["run", "--task", "linreg", "--method", "nuts", "--budget", "100"], "method nuts needs a budget of at least 12004 gradient evaluations"),
     ],
 )

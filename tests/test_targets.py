@@ -22,7 +22,8 @@ from vibench.logdensity import derive_logdensity
 from vibench.registry import discover
 from vibench.spec import SpecError
 from vibench.structure.modes import MODE_TAIL, Modes
-from vibench.tasks._targets import banana, draw_mixture, funnel, mixture, mixture_centers, student_t
+from vibench.tasks._targets import draw_mixture, mixture_centers
+from vibench.tasks.targets import banana, funnel, mixture, student_t
 
 FAMILIES = {f.name: f for f in (student_t, funnel, mixture, banana)}
 KS_LEVEL = 1e-3  # a fixed seed; the test fails only for a sampler off its CDF
