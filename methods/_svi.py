@@ -25,15 +25,14 @@ from dataclasses import replace
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
-
 import optax
 
 from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.gaussian import FullRank, MeanField, gaussian_family
 from vibench.methods._advi import make_optimizer, negative_elbo, optimize
 from vibench.methods.svi import SVIConfig
-from vibench.structure.local import LatentLayout, latent_layout, local_minibatch_logp
 from vibench.spec import BudgetTooSmall, field_range
+from vibench.structure.local import LatentLayout, latent_layout, local_minibatch_logp
 from vibench.structure.minibatch import (
     MinibatchConjugate,
     Subsample,

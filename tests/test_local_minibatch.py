@@ -51,9 +51,15 @@ def hierarchical():
 
 def test_layout_splits_and_joins_the_flat_vector_of_ravel_pytree():
     n = 4
-    sites = {"a": jnp.arange(3.0), "w": 10 + jnp.arange(n * 1.0).reshape(n, 1), "z": 20 + jnp.arange(n * 2.0).reshape(n, 2)}
+    sites = {
+        "a": jnp.arange(3.0),
+        "w": 10 + jnp.arange(n * 1.0).reshape(n, 1),
+        "z": 20 + jnp.arange(n * 2.0).reshape(n, 2),
+    }
     flat, _ = ravel_pytree(sites)
-    layout = LatentLayout((SiteLayout("a", (3,), False), SiteLayout("w", (1,), True), SiteLayout("z", (2,), True)))
+    layout = LatentLayout(
+        (SiteLayout("a", (3,), False), SiteLayout("w", (1,), True), SiteLayout("z", (2,), True))
+    )
     globals_, locals_ = layout.split(jnp.stack([flat, -flat]))  # a leading batch axis
     np.testing.assert_array_equal(globals_[0], sites["a"])
     np.testing.assert_array_equal(locals_[0], jnp.concatenate([sites["w"], sites["z"]], axis=1))
@@ -84,7 +90,9 @@ def test_local_minibatch_logp_is_the_log_joint_on_all_points_and_unbiased(hierar
     z = jnp.concatenate([jnp.ones(1), jax.random.normal(jax.random.key(1), (N,))])
     globals_, locals_ = layout.split(z)
     everything = jnp.arange(N)
-    np.testing.assert_allclose(logp(globals_, locals_, task.data, everything), ld.logp(z, task.data), rtol=1e-6)
+    np.testing.assert_allclose(
+        logp(globals_, locals_, task.data, everything), ld.logp(z, task.data), rtol=1e-6
+    )
 
     def estimate(key):
         index = sample_index(key, N, 5)

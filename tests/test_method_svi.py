@@ -20,7 +20,8 @@ from scipy import stats
 from vibench.families.gaussian import gaussian_family
 from vibench.harness.runner import logdensity_of
 from vibench.methods._advi import negative_elbo
-from vibench.methods._svi import minibatch_negative_elbo, step_sizes, svi
+from vibench.methods._svi import minibatch_negative_elbo, step_sizes
+from vibench.methods.svi import svi
 from vibench.metrics.evaluation import evaluate
 from vibench.structure.conjugate import ConjugateGaussian, gaussian_kl
 from vibench.structure.minibatch import MinibatchConjugate, Subsample, minibatch_logp, sample_index

@@ -126,7 +126,8 @@ def latent_layout(subsample: Subsample, logdensity: LogDensity) -> LatentLayout:
         shape, local = shapes[name], name in subsample.local
         if local and (not shape or shape[0] != subsample.size):
             raise ValueError(
-                f"local site {name!r} has shape {shape}; a local site needs {subsample.size} rows (one per point)"
+                f"local site {name!r} has shape {shape}; a local site needs {subsample.size} rows "
+                "(one per point)"
             )
         sites.append(SiteLayout(name, shape[1:] if local else shape, local))
     return LatentLayout(tuple(sites))
@@ -141,7 +142,9 @@ def local_minibatch_logp(
     log-Jacobians included (as :attr:`vibench.core.LogDensity.logp`)."""
 
     def logp(globals_: Array, locals_: Array, batch: Data, index: Array) -> Array:
-        model = scale_per_datum(subsample.restrict(index), subsample.size / index.shape[0], layout.global_sites)
+        model = scale_per_datum(
+            subsample.restrict(index), subsample.size / index.shape[0], layout.global_sites
+        )
         return -potential_energy(model, (batch,), {}, layout.site_values(globals_, locals_))
 
     return logp
