@@ -3,7 +3,12 @@ older schema versions migrated; the draws the runner keeps for plots."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,18 +20,26 @@ import pytest
 
 from vibench.core import Approximation
 from vibench.families.draws import Draws
+from vibench.harness import DRAWS_STORED
 from vibench.harness.runner import KEPT_DRAWS_STREAM, kept_draws, logdensity_of, reference_draws, run_pair
 from vibench.harness.store import (
-    DRAWS_STORED,
+    DRAWS_DIR,
     METRICS_SCHEMA,
+    REFERENCE_DIR,
+    SBC_DIR,
     SCHEMA_VERSION,
+    TRACES_DIR,
+    NotResultsError,
+    SkippedFileWarning,
     append_reference_draws,
     append_runs,
+    nested_results,
     read_draws,
     read_metrics,
     read_reference_draws,
     read_traces,
 )
+from vibench.sbc.records import read_sbc
 
 
 def row(**changes):
@@ -141,3 +154,100 @@ def test_reference_draws_are_the_exact_posterior(registry):
     np.testing.assert_allclose(values.mean(axis=0), [-1.0, 1.0], atol=4 / np.sqrt(DRAWS_STORED))
     np.testing.assert_array_equal(wide(reference_draws(task)), values)
     assert reference_draws(registry.task("gaussian[dim=3]")) == []  # kept only up to 2 dimensions
+
+
+# ------------------------------------------------------------------ what a reader reads
+def test_stray_files_and_nested_directories_are_not_read(tmp_path):
+    """Only the *.parquet files directly in DIR are metrics: notes, READMEs, an HTML
+    report written into it, temporary files and a nested results directory are not."""
+    append_runs(tmp_path, [row(), row(metric="khat", value=0.3)], [])
+    (tmp_path / "notes.txt").write_text("a note")
+    (tmp_path / "README.md").write_text("# results\n")
+    (tmp_path / "index.html").write_text("<html></html>")
+    (tmp_path / ".tmp-runs-crashed.parquet").write_bytes(b"PAR1 half a file")
+    append_runs(tmp_path / "gpu", [row(run_id="gpu-run", device="gpu:H200")], [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing here is worth a warning
+        table = read_metrics(tmp_path)
+    assert set(table["run_id"]) == {"r1"} and len(table) == 2
+    assert nested_results(tmp_path) == [tmp_path / "gpu"]
+    assert set(read_metrics(tmp_path / "gpu")["run_id"]) == {"gpu-run"}
+
+
+def test_a_corrupt_file_is_skipped_with_one_warning_naming_it(tmp_path):
+    append_runs(tmp_path, [row()], [])
+    bad = tmp_path / "runs-corrupt.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    with pytest.warns(SkippedFileWarning) as caught:
+        table = read_metrics(tmp_path)
+    assert len(caught) == 1 and str(bad) in str(caught[0].message)
+    assert "\n" not in str(caught[0].message)
+    assert set(table["run_id"]) == {"r1"}
+
+
+@pytest.mark.parametrize("side", [TRACES_DIR, DRAWS_DIR, REFERENCE_DIR, SBC_DIR])
+def test_a_corrupt_side_table_file_is_skipped_with_one_warning(tmp_path, side):
+    ids = {"run_id": "r1", "task_label": "t", "label": "m", "seed": 0}
+    trace = [{**ids, "objective": "elbo", "step": 0, "value": 1.0}]
+    draws = [{**ids, "draw": 0, "coordinate": 0, "value": 1.0}]
+    append_runs(tmp_path, [row()], trace, draws)
+    reference = [{"task_label": "t", "task_version": "1", "draw": 0, "coordinate": 0, "value": 1.5}]
+    append_reference_draws(tmp_path, reference)
+    (tmp_path / side).mkdir(exist_ok=True)
+    bad = tmp_path / side / "broken.parquet"
+    bad.write_bytes(b"garbage")
+    readers = {TRACES_DIR: read_traces, DRAWS_DIR: read_draws, REFERENCE_DIR: read_reference_draws, SBC_DIR: read_sbc}
+    with pytest.warns(SkippedFileWarning) as caught:
+        table = readers[side](tmp_path)
+    assert len(caught) == 1 and str(bad) in str(caught[0].message)
+    assert len(table) == (0 if side == SBC_DIR else 1)
+    if side == REFERENCE_DIR:  # the run's writer reads it too: skips the file, keeps the stored draws
+        with pytest.warns(SkippedFileWarning):
+            assert append_reference_draws(tmp_path, reference) is None
+
+
+def test_not_a_results_directory(tmp_path):
+    """A foreign Parquet file (none of vibench's columns) in an otherwise vibench directory is
+    skipped with a warning; a directory of only foreign files, a file or a missing path is
+    not a results directory."""
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    pq.write_table(pa.table({"x": [1, 2]}), foreign / "data.parquet")
+    for path in (foreign, foreign / "data.parquet", tmp_path / "missing"):
+        with pytest.raises(NotResultsError, match="is not a vibench results directory"):
+            read_metrics(path)
+    append_runs(foreign, [row()], [])
+    with pytest.warns(SkippedFileWarning, match="data.parquet: a Parquet file without vibench's columns"):
+        assert set(read_metrics(foreign)["run_id"]) == {"r1"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert read_metrics(empty).empty and list(read_metrics(empty).columns) == METRICS_SCHEMA.names
+
+
+def test_the_readme_recipe_reads_a_results_directory_with_stray_files(tmp_path, monkeypatch):
+    """The README's Python recipe, run as written, in a folder whose results/ holds the
+    files the repository ships there, a stray note, an HTML report and a nested directory."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("Results go to `results/`"):]
+    start = section.index("```python\n") + len("```python\n")
+    recipe = section[start:section.index("```", start)]
+    results = tmp_path / "results"
+    results.mkdir()
+    for shipped in (root / "results").iterdir():
+        if shipped.is_file():
+            shutil.copy(shipped, results / shipped.name)
+    append_runs(results, [row(), row(metric="khat", value=0.3)], [])
+    (results / "notes.txt").write_text("a note")
+    (results / "index.html").write_text("<html></html>")
+    append_runs(results / "gpu", [row(run_id="gpu-run", device="gpu:H200")], [])
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(recipe, scope)  # noqa: S102 -- the README's own recipe, run as written
+    frames = [v for v in scope.values() if isinstance(v, pd.DataFrame)]
+    assert frames and set(frames[0]["run_id"]) == {"r1"}
+
+
+def test_reading_results_imports_no_jax():
+    code = "import sys; from vibench.harness.store import read_metrics; assert 'jax' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

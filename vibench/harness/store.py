@@ -1,18 +1,28 @@
 """The results store: a directory of Parquet files, append-only, written atomically.
 
-:func:`read_metrics` loads every metrics file of ``DIR`` as one tidy table (one row
-per run and metric), files of older schema versions migrated (``pandas.read_parquet(DIR)``
-reads the same rows, but takes its columns from one file). The ``kind`` of a row's run
-is ``run`` (a benchmark run, :mod:`vibench.harness.runner`) or ``sbc`` (:mod:`vibench.sbc`).
+:func:`read_metrics` loads the metrics files of ``DIR`` as one tidy table (one row per
+run and metric), files of older schema versions migrated. It reads the ``*.parquet``
+files directly in ``DIR`` and nothing else: other files (a ``notes.txt``, a
+``README.md``, an HTML report written into it) are not looked at, a sub-directory is a
+results directory of its own (``--out results/gpu``; ``results/baseline/``) and never
+mixed in (:func:`nested_results` names them), and a file that cannot be read as
+vibench metrics (corrupt, or a Parquet file without :data:`METRICS_SCHEMA`'s columns)
+is skipped with one :class:`SkippedFileWarning` naming it. A directory with Parquet
+files but none of them vibench metrics raises :class:`NotResultsError`. The ``kind``
+of a row's run is ``run`` (a benchmark run, :mod:`vibench.harness.runner`) or ``sbc``
+(:mod:`vibench.sbc`). This module imports no JAX: ``read_metrics(DIR)`` is the way to
+load results into pandas (``pandas.read_parquet(DIR)`` would recurse into nested
+results directories and fail on any stray file).
 
-Side tables live in folders whose names start with ``_``, which Arrow's dataset
-discovery skips, so they never mix into the metrics table:
+Side tables live in folders whose names start with ``_`` (which Arrow's dataset
+discovery skips too), read the same way (only their own ``*.parquet`` files, an
+unreadable one skipped with a warning):
 
 - ``DIR/_traces/``: objective traces (:data:`TRACES_SCHEMA`);
 - ``DIR/_sbc/``: SBC ranks (:data:`vibench.sbc.SBC_SCHEMA`);
 - ``DIR/_draws/``: draws of each benchmark run's fitted approximation
-  (:data:`DRAWS_SCHEMA`), for tasks of at most :data:`DRAWS_STORED_MAX_DIM` dimensions
-  only, at most :data:`DRAWS_STORED` a run: enough to plot, small to keep;
+  (:data:`DRAWS_SCHEMA`), for tasks of at most :data:`vibench.harness.DRAWS_STORED_MAX_DIM` dimensions
+  only, at most :data:`vibench.harness.DRAWS_STORED` a run: enough to plot, small to keep;
 - ``DIR/_reference/``: draws from each such task's reference posterior
   (:data:`REFERENCE_DRAWS_SCHEMA`), stored beside the runs so a report shows the
   ground truth the runs were measured against without rebuilding the task.
@@ -32,7 +42,11 @@ that failed before its first metric reads as a benchmark run.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -109,8 +123,35 @@ TRACES_DIR = "_traces"
 SBC_DIR = "_sbc"
 DRAWS_DIR = "_draws"
 REFERENCE_DIR = "_reference"
-DRAWS_STORED_MAX_DIM = 2
-DRAWS_STORED = 500
+ADDED_COLUMNS = ("kind",)
+"""Columns of :data:`METRICS_SCHEMA` that files of older schema versions lack (migrated
+on reading); a metrics file must hold every other column."""
+MESSAGE_CHARS = 200
+
+
+class SkippedFileWarning(UserWarning):
+    """A file of a results directory that could not be read was left out."""
+
+
+class NotResultsError(ValueError):
+    """A path that is not a vibench results directory (missing, a file, or no metrics)."""
+
+
+@contextmanager
+def skipped_files_as_lines(prefix: str = "vibench: warning: ") -> Iterator[None]:
+    """Within: each :class:`SkippedFileWarning` is printed to stderr as one line, ``prefix``
+    first (not Python's two-line warning format); other warnings as usual."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, SkippedFileWarning):
+                print(f"{prefix}{message}", file=sys.stderr)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        yield
 
 
 def write_atomic(table: pa.Table, directory: Path, stem: str) -> Path:
@@ -150,10 +191,79 @@ def append_reference_draws(out: Path, draws: list[dict]) -> Path | None:
     )
 
 
+def parquet_files(directory: Path) -> list[Path]:
+    """The ``*.parquet`` files directly in ``directory`` (sorted; none whose name starts
+    with ``.`` or ``_``: temporary files and side tables)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.glob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))
+    )
+
+
+def nested_results(directory: Path) -> list[Path]:
+    """Sub-directories of ``directory`` (but the ``_`` side tables) holding Parquet files:
+    results directories of their own, which the readers of ``directory`` do not read."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.iterdir()
+        if p.is_dir() and not p.name.startswith((".", "_")) and next(p.rglob("*.parquet"), None) is not None
+    )
+
+
+def _short(text: str) -> str:
+    line = (str(text).strip().splitlines() or [""])[0]
+    return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1] + "…"
+
+
+def _read_files(paths: list[Path], schema: pa.Schema, required: tuple[str, ...]) -> tuple[pa.Table, list[str]]:
+    """The files concatenated, each read with ``schema``, and why each file left out was
+    (one that cannot be read, or lacks a ``required`` column)."""
+    tables, skipped = [], []
+    for path in paths:
+        try:
+            missing = [c for c in required if c not in pq.read_schema(path).names]
+            if not missing:
+                tables.append(pq.read_table(path, schema=schema))
+                continue
+            more = ", ..." if len(missing) > 3 else ""
+            skipped.append(f"{path}: a Parquet file without vibench's columns ({', '.join(missing[:3])}{more})")
+        except (pa.ArrowException, OSError) as err:
+            skipped.append(f"{path}: unreadable ({type(err).__name__}: {_short(err)})")
+    return (pa.concat_tables(tables) if tables else schema.empty_table()), skipped
+
+
+def _warn_skipped(skipped: list[str]) -> None:
+    for reason in skipped:
+        warnings.warn(f"skipped {reason}", SkippedFileWarning, stacklevel=3)
+
+
 def read_metrics(out: Path) -> pd.DataFrame:
     """The metrics table of a results directory, every file read with (migrated to)
-    :data:`METRICS_SCHEMA`."""
-    table = pq.read_table(Path(out), schema=METRICS_SCHEMA).to_pandas()
+    :data:`METRICS_SCHEMA` (see the module docstring for what is read and skipped).
+
+    Raises :class:`NotResultsError` when ``out`` is not a directory, or holds Parquet
+    files of which none can be read as metrics; an empty table when it holds none.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        what = "a file" if out.exists() else "not found"
+        raise NotResultsError(
+            f"{str(out)!r} is not a vibench results directory ({what}; expected the --out folder of vibench run)"
+        )
+    files = parquet_files(out)
+    required = tuple(c for c in METRICS_SCHEMA.names if c not in ADDED_COLUMNS)
+    table, skipped = _read_files(files, METRICS_SCHEMA, required)
+    if files and len(skipped) == len(files):
+        raise NotResultsError(
+            f"{str(out)!r} is not a vibench results directory: none of its {len(files)} Parquet file(s) "
+            f"holds vibench metrics (e.g. {skipped[0]})"
+        )
+    _warn_skipped(skipped)
+    table = table.to_pandas()
     unknown = table["kind"].isna()
     if unknown.any():  # schema 1: an SBC run is one with SBC rows (see vibench.sbc)
         metric, label = table["metric"].str, table["label"].str
@@ -164,11 +274,11 @@ def read_metrics(out: Path) -> pd.DataFrame:
 
 
 def read_side_table(out: Path, directory: str, schema: pa.Schema) -> pd.DataFrame:
-    """The side table ``out/directory`` read with ``schema`` (empty if none was written)."""
-    path = Path(out) / directory
-    if not path.is_dir():
-        return schema.empty_table().to_pandas()
-    return pq.read_table(path, schema=schema).to_pandas()
+    """The side table ``out/directory`` read with ``schema`` (empty if none was written;
+    a file that cannot be read, or lacks ``schema``'s columns, skipped with a warning)."""
+    table, skipped = _read_files(parquet_files(Path(out) / directory), schema, tuple(schema.names))
+    _warn_skipped(skipped)
+    return table.to_pandas()
 
 
 def read_traces(out: Path) -> pd.DataFrame:

@@ -24,6 +24,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from vibench.metrics.records import HEADLINE, HIDDEN, direction, metric_order, title
 from vibench.report.figures import (
     DRAWS_QUANTILES,
     CostPoint,
@@ -36,10 +37,9 @@ from vibench.report.figures import (
     traces_figure,
 )
 from vibench.report.summary import Cell, Results, cells, failure_text, load_results
-from vibench.metrics.records import HEADLINE, HIDDEN, direction, metric_order, title
-from vibench.report.tables import plain, split_number
+from vibench.report.tables import TIED, plain, split_number
 from vibench.sbc.plots import ecdf_difference_figure, format_summary, rank_histogram_figure
-from vibench.sbc.run import ALPHA, SBCOutcome, uniformity_tests
+from vibench.sbc.records import ALPHA, SBCOutcome, uniformity_tests
 from vibench.sbc.uniformity import P_RESOLUTION
 
 ACCURACY_METRICS = ("mean_error", "std_error", "w1_sliced", "mode_mass_error")
@@ -84,14 +84,15 @@ def cell_view(cell: Cell | None) -> CellView:
         return CellView(word if cell.runs == 1 else f"{word} ({cell.runs} runs)", failures, "failed")
     if not cell.applicable:
         return CellView("—", classes="na")
-    notes, classes = [], ["best"] if cell.best else []
+    notes, classes = [], ["best"] if cell.best else ["tie"] if cell.tied else []
     if cell.failures:
         notes += [f"{len(cell.failures)} of {cell.runs} seeds failed — {f}" for f in failures]
         classes.append("partial")
     if cell.unreliable:
         notes.append(f"k̂ > τ: unreliable ({cell.unreliable} of {cell.n} seeds)")
         classes.append("unreliable")
-    return CellView(plain(split_number(cell.mean, cell.se)), tuple(notes), " ".join(classes))
+    text = plain(split_number(cell.mean, cell.se)) + (TIED if cell.tied else "")
+    return CellView(text, tuple(notes), " ".join(classes))
 
 
 # ------------------------------------------------------------------ the pages
@@ -138,7 +139,7 @@ def _draws_panels(results: Results, task: str, labels: list[str]) -> tuple[list[
     draws = results.draws[results.draws["task_label"] == task]
     panels = []
     for label in labels:
-        mine = draws[draws["label"] == label]
+        mine = draws[draws["entry"] == label]
         if len(mine):
             seed = int(mine["seed"].min())
             panels.append(DrawPanel(label, seed, _wide(mine[mine["seed"] == seed])))
@@ -186,14 +187,14 @@ def _sbc_outcomes(results: Results, task: str) -> list[tuple[dict, SBCOutcome | 
 def _sbc_section(results: Results, task: str) -> list[dict]:
     sections = []
     for run, outcome in _sbc_outcomes(results, task):
-        section = {"label": run["label"], "seed": run["seed"], "timestamp": _time(run["timestamp"])}
+        section = {"label": run["entry"], "seed": run["seed"], "timestamp": _time(run["timestamp"])}
         if outcome is None:
             section["failure"] = failure_text(run["status"], run["error"])
         else:
             section["summary"] = format_summary(outcome)
             makers = (("rank histograms", rank_histogram_figure), ("ECDF differences", ecdf_difference_figure))
             section["figures"] = [
-                {"alt": f"SBC {kind} of {run['label']}", "src": data_uri(make(outcome))} for kind, make in makers
+                {"alt": f"SBC {kind} of {run['entry']}", "src": data_uri(make(outcome))} for kind, make in makers
             ]
         sections.append(section)
     return sections
@@ -212,7 +213,7 @@ def _sbc_overview(results: Results) -> list[dict]:
         else:
             verdict, classes = "not rejected: ranks consistent with uniform", ""
         rows.append({
-            "task": run["task_label"], "page": page_name(run["task_label"]), "label": run["label"],
+            "task": run["task_label"], "page": page_name(run["task_label"]), "label": run["entry"],
             "seed": run["seed"], "replicates": _count(got.get("sbc_replicates")),
             "draws": _count(got.get("sbc_draws")), "pvalue": _pvalue(got.get("sbc_pvalue")),
             "verdict": _short(verdict), "classes": classes,
@@ -264,7 +265,7 @@ def environment_rows(results: Results) -> list[dict]:
 
 def _headline(results: Results, found: dict) -> list[dict]:
     present = {m for (_, _, m), c in found.items() if c.applicable}
-    labels = results.labels
+    labels = results.entries
     return [
         {
             "metric": metric, "title": title(metric), "better": direction(metric) or "",
@@ -281,7 +282,7 @@ def _headline(results: Results, found: dict) -> list[dict]:
 
 def _task_page(results: Results, found: dict, task: str) -> dict:
     runs = results.runs[results.runs["task_label"] == task]
-    labels = list(dict.fromkeys(runs["label"]))
+    labels = list(dict.fromkeys(runs["entry"]))
     metrics = metric_order({m for (t, _, m), c in found.items() if t == task and c.applicable} - set(HIDDEN))
     points = {m: pts for m in ACCURACY_METRICS if len(pts := _cost_points(found, task, labels, m))}
     traces = results.traces[results.traces["task_label"] == task]
@@ -374,7 +375,7 @@ def build_report(directory: Path, out: Path) -> list[Path]:
 def _failed_rows(failed: pd.DataFrame) -> list[dict]:
     """Failed and NaN runs, benchmark or SBC (``kind``), each linked to its section."""
     return [
-        {"task": r["task_label"], "kind": KIND_NAMES[r["kind"]], "label": r["label"], "seed": r["seed"],
+        {"task": r["task_label"], "kind": KIND_NAMES[r["kind"]], "label": r["entry"], "seed": r["seed"],
          "error": failure_text(r["status"], r["error"]),
          "page": f"{page_name(r['task_label'])}#{KIND_ANCHORS[r['kind']]}"}
         for r in failed.to_dict("records")

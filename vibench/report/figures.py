@@ -126,7 +126,8 @@ def accuracy_cost_figure(
 
 # ------------------------------------------------------------------ traces
 def traces_figure(traces: pd.DataFrame, labels: list[str], bound: float | None) -> Figure:
-    """One panel per objective: every seed's trace, coloured by method (at most
+    """One panel per objective: every seed's trace, coloured by method (``traces``'s
+    ``entry``, see :mod:`vibench.report.summary`; at most
     :data:`MAX_TRACE_POINTS` points a line); ``bound`` (the exact log p(x)) is drawn
     on the ELBO-type panels it bounds. The y range starts at the lowest 5th percentile
     of the traces' second halves, so the first steps do not flatten the rest."""
@@ -135,7 +136,7 @@ def traces_figure(traces: pd.DataFrame, labels: list[str], bound: float | None) 
     colors = _colors(labels)
     for ax, objective in zip(axes[0], objectives):
         lows, highs = [], []
-        for (label, _), line in traces[traces["objective"] == objective].groupby(["label", "seed"], sort=False):
+        for (label, _), line in traces[traces["objective"] == objective].groupby(["entry", "seed"], sort=False):
             line = line.sort_values("step")
             stride = max(1, len(line) // MAX_TRACE_POINTS)
             steps, values = line["step"].to_numpy()[::stride], line["value"].to_numpy()[::stride]
@@ -164,15 +165,15 @@ def traces_figure(traces: pd.DataFrame, labels: list[str], bound: float | None) 
 
 # ------------------------------------------------------------------ k-hat
 def khat_figure(khat: pd.DataFrame, labels: list[str]) -> Figure:
-    """k-hat of every seed (dots) and its mean (bar) per method, with the 0.5 and 0.7
+    """k-hat of every seed (dots) and its mean (bar) per method (``khat``'s ``entry``), with the 0.5 and 0.7
     thresholds (Vehtari et al. 2024)."""
-    shown = [label for label in labels if label in set(khat["label"])]
+    shown = [label for label in labels if label in set(khat["entry"])]
     fig, axes = _figure(1, 1)
     ax = axes[0, 0]
     fig.set_figwidth(max(PANEL[0], 0.8 * len(shown) + 2))
     colors = _colors(labels)
     for i, label in enumerate(shown):
-        values = khat.loc[khat["label"] == label, "value"].to_numpy()
+        values = khat.loc[khat["entry"] == label, "value"].to_numpy()
         ax.bar(i, values.mean(), color=colors[label], alpha=0.4)
         ax.plot(np.full(len(values), i), values, "o", color=colors[label])
     for level, name, style in KHAT_LINES:

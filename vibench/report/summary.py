@@ -1,15 +1,24 @@
 """The numbers a report or paper table shows: results loaded, runs deduplicated, metrics
 aggregated over seeds, each with the direction in which it is better.
 
-One run is one (task, method, seed). When the store holds the same (task label,
-method label, seed) more than once (a rerun), the latest run counts. SBC runs (``kind``
-``sbc``, failed ones included) are kept apart from the benchmark runs (``kind`` ``run``);
-their ranks are in ``sbc_ranks``.
+A run is identified by :data:`RUN_IDENTITY` (task label, method label, seed, device).
+When the store holds runs with the same identity more than once (a rerun), the latest
+counts. Runs that differ only by device are different runs: a method label run on more
+than one device is shown as one *entry* per device, ``LABEL (DEVICE)``, and the entries
+are aggregated, ranked and tabulated apart. SBC runs (``kind`` ``sbc``, failed ones
+included) are kept apart from the benchmark runs (``kind`` ``run``); their ranks are in
+``sbc_ranks``.
 
-Aggregation is over a task × method's ``ok`` runs: the mean over seeds, and its
+Aggregation is over a task × entry's ``ok`` runs: the mean over seeds, and its
 standard error, the standard deviation over seeds over √n — with one seed, the
 estimate's own standard error (0: exact; NaN: none exists). Failed and NaN runs are
 counted and their errors kept, never averaged in.
+
+The best of a task and metric (by :func:`vibench.metrics.records.direction`) is the
+leading entry when it beats every other beyond their standard errors: ``|m₁ − m₂| >
+SEPARATION · √(se₁² + se₂²)`` (about a 5% two-sided test of equal means). Otherwise the
+leader and every entry it does not beat so are *tied* for best. A missing standard
+error (NaN) never separates two entries.
 """
 
 from __future__ import annotations
@@ -21,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vibench.harness.store import NotResultsError, read_draws, read_metrics, read_reference_draws, read_traces
 from vibench.metrics.records import HIDDEN, HIGHER, direction, metric_order
-from vibench.harness.store import read_draws, read_metrics, read_reference_draws, read_traces
-from vibench.sbc.run import PARAM_SEPARATOR, read_sbc
+from vibench.sbc.records import PARAM_SEPARATOR, read_sbc
 
 IMPORTANCE_METRICS = ("khat", "log_px_is")
 """Shown with a warning when k-hat is unreliable (``khat_flag`` 2): k-hat itself, and the
@@ -31,9 +40,18 @@ importance-sampling estimate it makes untrustworthy."""
 
 KHAT_UNRELIABLE = 2.0
 
+RUN_IDENTITY: tuple[str, ...] = ("task_label", "label", "seed", "device")
+"""The columns identifying a run: of several runs equal in all of them, the latest counts.
+A column added here (a precision, say) keeps runs that differ in it apart everywhere."""
+QUALIFIERS: tuple[str, ...] = tuple(c for c in RUN_IDENTITY if c not in ("task_label", "label", "seed"))
+"""The identity columns beyond task, label and seed: what an entry's name adds to its label."""
+SEPARATION = 2.0
+"""How many standard errors of their difference the best mean must beat the others by."""
+BEST, TIE = "best", "tie"
+
 
 RUN_COLUMNS = (
-    "run_id", "kind", "task", "task_label", "task_version", "method", "method_version", "label",
+    "run_id", "kind", "task", "task_label", "task_version", "method", "method_version", "label", "entry",
     "config", "seed", "status", "error", "stop_reason", "device", "git_commit", "host",
     "versions", "timestamp",
 )
@@ -43,8 +61,8 @@ RUN_COLUMNS = (
 class Results:
     """A results directory, ready to present.
 
-    ``metrics``: the benchmark runs' metric rows (latest run per task, method label and
-    seed) plus a derived ``elbo_gap`` row per run with both ``elbo`` and exact ``log_px``;
+    ``metrics``: the benchmark runs' metric rows (latest run per :data:`RUN_IDENTITY`),
+    each with its ``entry`` (see the module docstring), plus a derived ``elbo_gap`` row per run with both ``elbo`` and exact ``log_px``;
     ``runs``: one row per run (its metadata, no metric); ``traces`` and ``draws``: those
     runs' traces and kept draws; ``reference_draws``: the reference draws stored per task
     label and version (both empty for tasks of more than
@@ -72,30 +90,37 @@ class Results:
         return list(dict.fromkeys([*self.runs["task_label"], *self.sbc_runs["task_label"]]))
 
     @property
-    def labels(self) -> list[str]:
-        """Method labels of the benchmark runs in the order they were first run."""
-        return list(dict.fromkeys(self.runs["label"]))
+    def entries(self) -> list[str]:
+        """Entries (method labels, with the device where one label ran on several) of the
+        benchmark runs in the order they were first run."""
+        return list(dict.fromkeys(self.runs["entry"]))
 
 
 def load_results(directory: Path) -> Results:
-    """Read and prepare the store at ``directory``; ``FileNotFoundError`` if it holds no runs."""
+    """Read and prepare the store at ``directory`` (see :func:`vibench.harness.store.read_metrics`
+    for what is read); :class:`~vibench.harness.store.NotResultsError` if it holds no runs."""
     directory = Path(directory)
-    if not directory.is_dir() or not any(directory.glob("*.parquet")):
-        raise FileNotFoundError(f"no results in {str(directory)!r} (expected the --out folder of vibench run)")
-    table = read_metrics(directory).sort_values("timestamp", kind="stable")
-    table[["error", "stop_reason"]] = table[["error", "stop_reason"]].fillna("")
+    table = read_metrics(directory)
+    if table.empty:
+        raise NotResultsError(f"no results in {str(directory)!r} (expected the --out folder of vibench run)")
+    table = table.sort_values("timestamp", kind="stable")
+    filled = ["error", "stop_reason", *QUALIFIERS]
+    table[filled] = table[filled].fillna("")
+    table = _latest(table[~table["label"].str.contains(PARAM_SEPARATOR, regex=False, na=False)])
+    table["entry"] = table["run_id"].map(_entries(table.drop_duplicates("run_id")))
     is_sbc = table["kind"] == "sbc"
-    metrics = _latest(table[~is_sbc])
+    metrics = table[~is_sbc].reset_index(drop=True)
     runs = metrics.drop_duplicates("run_id")[list(RUN_COLUMNS)].reset_index(drop=True)
-    sbc_metrics = _latest(table[is_sbc & ~table["label"].str.contains(PARAM_SEPARATOR, regex=False)])
+    sbc_metrics = table[is_sbc].reset_index(drop=True)
     ranks = read_sbc(directory)
-    kept = set(runs["run_id"])
+    entry = runs.set_index("run_id")["entry"]
 
     def of_runs(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["run_id"].isin(kept)].reset_index(drop=True)
+        frame = frame[frame["run_id"].isin(entry.index)].reset_index(drop=True)
+        return frame.assign(entry=frame["run_id"].map(entry))
 
     return Results(
-        metrics=pd.concat([metrics, _elbo_gaps(metrics)], ignore_index=True),
+        metrics=pd.concat([metrics, elbo_gaps(metrics)], ignore_index=True),
         runs=runs,
         traces=of_runs(read_traces(directory)),
         draws=of_runs(read_draws(directory)),
@@ -106,13 +131,25 @@ def load_results(directory: Path) -> Results:
 
 
 def _latest(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the latest run per (task label, label, seed); ``table`` sorted by time."""
+    """Rows of the latest run per kind and :data:`RUN_IDENTITY`; ``table`` sorted by time."""
     runs = table.drop_duplicates("run_id")
-    keep = runs.drop_duplicates(["task_label", "label", "seed"], keep="last")["run_id"]
+    keep = runs.drop_duplicates(["kind", *RUN_IDENTITY], keep="last")["run_id"]
     return table[table["run_id"].isin(set(keep))].reset_index(drop=True)
 
 
-def _elbo_gaps(metrics: pd.DataFrame) -> pd.DataFrame:
+def _entries(runs: pd.DataFrame) -> dict[str, str]:
+    """``{run_id: entry}``: the run's label, qualified by its :data:`QUALIFIERS` when runs
+    of that label (and kind) differ in them."""
+    entries = {}
+    for _, group in runs.groupby(["kind", "label"], sort=False):
+        qualifiers = group[list(QUALIFIERS)].astype(str).agg(", ".join, axis=1)
+        several = qualifiers.nunique() > 1
+        for run_id, label, qualifier in zip(group["run_id"], group["label"], qualifiers):
+            entries[run_id] = f"{label} ({qualifier})" if several else label
+    return entries
+
+
+def elbo_gaps(metrics: pd.DataFrame) -> pd.DataFrame:
     """``log_px − elbo`` per run with both, its standard error from theirs (independent)."""
     elbo = metrics[metrics["metric"] == "elbo"].set_index("run_id")
     log_px = metrics[metrics["metric"] == "log_px"].set_index("run_id")
@@ -127,12 +164,14 @@ def _elbo_gaps(metrics: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ aggregation
 @dataclass(frozen=True)
 class Cell:
-    """One task × method × metric over seeds.
+    """One task × entry × metric over seeds.
 
     ``mean`` / ``se`` / ``n`` are over the ``ok`` runs with this metric (``n`` 0: none);
-    ``runs`` counts every run of the task × method; ``failures`` holds ``status: error``
+    ``runs`` counts every run of the task × entry; ``failures`` holds ``status: error``
     of each failed or NaN run; ``unreliable`` counts runs whose k-hat is unreliable,
-    for :data:`IMPORTANCE_METRICS`; ``best``: the best mean of its task and metric.
+    for :data:`IMPORTANCE_METRICS`; ``standing``: :data:`BEST` (it beats every other
+    entry of its task and metric beyond their standard errors), :data:`TIE` (tied for
+    best within them) or ``""`` (see the module docstring).
     """
 
     mean: float
@@ -141,7 +180,15 @@ class Cell:
     runs: int
     failures: tuple[str, ...]
     unreliable: int
-    best: bool
+    standing: str = ""
+
+    @property
+    def best(self) -> bool:
+        return self.standing == BEST
+
+    @property
+    def tied(self) -> bool:
+        return self.standing == TIE
 
     @property
     def failed(self) -> bool:
@@ -166,20 +213,20 @@ def failure_text(status: str, error: str | None) -> str:
 
 
 def cells(results: Results, metrics: list[str] | None = None) -> dict[tuple[str, str, str], Cell]:
-    """``{(task label, method label, metric): Cell}`` for every task × method run and every
+    """``{(task label, entry, metric): Cell}`` for every task × entry run and every
     metric in ``metrics`` (default: every metric present but :data:`HIDDEN`)."""
     table = results.metrics
     if metrics is None:
         metrics = metric_order(set(table["metric"]) - set(HIDDEN) - {"run"})
     ok = table[table["status"] == "ok"]
     unreliable_runs = set(ok.loc[(ok["metric"] == "khat_flag") & (ok["value"] >= KHAT_UNRELIABLE), "run_id"])
-    grouped = {key: group for key, group in ok.groupby(["task_label", "label", "metric"], sort=False)}
+    grouped = {key: group for key, group in ok.groupby(["task_label", "entry", "metric"], sort=False)}
     found: dict[tuple[str, str, str], Cell] = {}
-    for (task, label), runs in results.runs.groupby(["task_label", "label"], sort=False):
+    for (task, entry), runs in results.runs.groupby(["task_label", "entry"], sort=False):
         bad = runs[runs["status"] != "ok"]
         failures = tuple(failure_text(s, e) for s, e in zip(bad["status"], bad["error"]))
         for metric in metrics:
-            group = grouped.get((task, label, metric))
+            group = grouped.get((task, entry, metric))
             if group is None:
                 mean, se, n, unreliable = math.nan, math.nan, 0, 0
             else:
@@ -188,23 +235,30 @@ def cells(results: Results, metrics: list[str] | None = None) -> dict[tuple[str,
                 unreliable = (
                     int(group["run_id"].isin(unreliable_runs).sum()) if metric in IMPORTANCE_METRICS else 0
                 )
-            found[(task, label, metric)] = Cell(mean, se, n, len(runs), failures, unreliable, False)
-    return _mark_best(found)
+            found[(task, entry, metric)] = Cell(mean, se, n, len(runs), failures, unreliable)
+    return _rank(found)
 
 
-def _mark_best(found: dict[tuple[str, str, str], Cell]) -> dict[tuple[str, str, str], Cell]:
-    """Set ``best`` on the cells with the best finite mean of each task and metric."""
-    best: dict[tuple[str, str], float] = {}
-    for (task, _, metric), cell in found.items():
-        better = direction(metric)
-        if better is None or not (cell.applicable and math.isfinite(cell.mean)):
-            continue
-        sign = 1.0 if better == HIGHER else -1.0
-        best[(task, metric)] = max(best.get((task, metric), -math.inf), sign * cell.mean)
-    marked = {}
+def separated(a: Cell, b: Cell) -> bool:
+    """The means differ by more than :data:`SEPARATION` standard errors of their difference
+    (never when a standard error is missing)."""
+    return abs(a.mean - b.mean) > SEPARATION * math.hypot(a.se, b.se)
+
+
+def _rank(found: dict[tuple[str, str, str], Cell]) -> dict[tuple[str, str, str], Cell]:
+    """Set ``standing`` on the best, or the tied leaders, of each task and metric with a
+    direction (among cells with a finite mean)."""
+    contenders: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for key, cell in found.items():
         task, _, metric = key
+        if direction(metric) is not None and cell.applicable and math.isfinite(cell.mean):
+            contenders.setdefault((task, metric), []).append(key)
+    ranked = dict(found)
+    for (_, metric), keys in contenders.items():
         sign = 1.0 if direction(metric) == HIGHER else -1.0
-        is_best = (task, metric) in best and cell.applicable and sign * cell.mean == best[(task, metric)]
-        marked[key] = replace(cell, best=True) if is_best else cell
-    return marked
+        leader = found[max(keys, key=lambda k: sign * found[k].mean)]
+        tied = [k for k in keys if not separated(leader, found[k])]  # the leader itself included
+        standing = BEST if len(tied) == 1 else TIE
+        for key in tied:
+            ranked[key] = replace(found[key], standing=standing)
+    return ranked
