@@ -9,6 +9,11 @@ rescales its likelihood terms by N/|S|, so every step's estimate is unbiased.
   Monte Carlo ELBO and optimizer (:mod:`vibench.methods.advi`) with the log joint
   replaced by the minibatch log joint log p(z) + (N/|S|) Σ_{i∈S} log p(x_i | z),
   which :func:`vibench.minibatch.minibatch_logp` evaluates from the task's model.
+  With local latents (``Subsample.local``: per-datum sites such as ppca's z; meanfield
+  family) each point has its own factor, updated only when the point is in the
+  minibatch, by the gradient of its own ELBO term and its own optimizer state (Hoffman
+  et al.'s local step, by gradient); global factors take the scaled gradient every step
+  (:mod:`vibench.methods._svi`, :mod:`vibench.structure.local`).
 - ``mode=natural``: natural-gradient SVI for conjugate models (Hoffman, Blei, Wang &
   Paisley 2013), for tasks that also declare
   :class:`vibench.minibatch.MinibatchConjugate` (an exactly Gaussian posterior with

@@ -2,6 +2,7 @@
 :meth:`vibench.core.Task.extension`, never by task name.
 
 Modules: ``conjugate`` (exactly Gaussian posteriors and their closed forms),
-``minibatch`` (subsampling data points), ``modes`` (where a multimodal target's modes are),
+``minibatch`` (subsampling data points), ``local`` (per-datum latents: their place in
+the flat vector and their minibatch log joint), ``modes`` (where a multimodal target's modes are),
 ``predictive`` (held-out points' predictive densities and predictions).
 """
