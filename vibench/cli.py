@@ -1,4 +1,4 @@
-"""The command line: ``vibench list``, ``show``, ``run``, ``sbc``, ``report``, ``table``.
+"""The command line: ``vibench list``, ``show``, ``run``, ``sbc``, ``report``, ``table``, ``compare``.
 
 Every name, SPEC, number and output folder is checked before anything runs or is
 written: a bad one is a one-line error naming the valid choices, with exit code 2.
@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from vibench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, DEFAULT_Z
+from vibench.compare import FORMATS as COMPARE_FORMATS
 from vibench.harness.plan import check_specs
 from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
 from vibench.metrics.records import METRIC_DRAWS
@@ -28,6 +30,7 @@ MAX_SEEDS = 10_000
 MAX_DRAWS = 2**20
 MAX_BUDGET = 10**12
 MIN_REPLICATES = 10
+MAX_REPEAT = 1000
 
 
 def _plugin_parent() -> argparse.ArgumentParser:
@@ -89,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", type=int, default=None, metavar="N",
                      help="give every method at most N gradient evaluations of the log joint "
                      "(equal-cost comparisons; default: each method's own config)")
+    run.add_argument("--repeat", type=int, default=1, metavar="R",
+                     help="time each seed's compiled fit R times, all timings kept in --out/_timings/ "
+                     f"for vibench compare's rank test (default 1, at most {MAX_REPEAT}; time_fit_s is the first)")
 
     sbc = commands.add_parser(
         "sbc",
@@ -144,6 +150,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what the rows are: task (tasks x metrics; methods in columns), method (tasks "
                        "x metrics in columns), or auto (default): tasks, unless there are more methods than "
                        "fit as columns and methods in rows give fewer columns")
+
+    gate = commands.add_parser(
+        "compare",
+        help="compare two results directories: the CI regression gate",
+        description="Pair the runs of BASE and NEW by task, method and device (seeds are "
+        "replicates) and judge each metric: accuracy by the standardized difference of means "
+        "(|z| >= --z and beyond the metric's tolerance), speed by the ratio of median times "
+        "(beyond --factor) and a Mann-Whitney test of the raw timings (p < --alpha; record "
+        "enough with vibench run --repeat R), gradient evaluations exactly, SBC by a newly "
+        "rejected run. A task or method version change is incomparable; a changed package "
+        "version, device or host turns a speed change into drift. Exit code 1: some row "
+        "regressed; 0: none did; 2: bad input.",
+    )
+    gate.add_argument("base", type=Path, metavar="BASE", help="results directory of the baseline")
+    gate.add_argument("new", type=Path, metavar="NEW", help="results directory of the change")
+    gate.add_argument("--format", choices=COMPARE_FORMATS, default="text",
+                      help="text (default), markdown (a pull-request comment) or json")
+    gate.add_argument("--z", type=float, default=DEFAULT_Z, help=f"accuracy threshold on |z| (default {DEFAULT_Z:g})")
+    gate.add_argument("--factor", type=float, default=DEFAULT_FACTOR,
+                      help=f"speed: ratio of medians that counts (default {DEFAULT_FACTOR:g})")
+    gate.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                      help=f"speed: rank-test significance level (default {DEFAULT_ALPHA:g})")
     return parser
 
 
@@ -233,6 +261,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     check_specs(registry, args.task, args.method)
     _check_count(args.seeds, "--seeds", 1, MAX_SEEDS)
     _check_count(args.draws, "--draws", 2, MAX_DRAWS)
+    _check_count(args.repeat, "--repeat", 1, MAX_REPEAT)
     if args.budget is not None:
         _check_count(args.budget, "--budget", 1, MAX_BUDGET)
     check_out(args.out, args.nested)
@@ -242,6 +271,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     from vibench.harness.plan import plan
     from vibench.harness.runner import reference_draws, run_pair
     from vibench.harness.store import append_reference_draws, append_runs
+    from vibench.harness.timings import append_timings
     from vibench.report.console import run_summary
 
     planned = plan(registry, args.task, args.method, args.budget)
@@ -251,9 +281,10 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     for done, (task, choice) in enumerate(pairs, 1):
         print(f"[{done}/{len(pairs)}] {task.label} / {choice.label} ({args.seeds} seed(s)) ...",
               file=sys.stderr)
-        outcomes = run_pair(task, choice, list(range(args.seeds)), device, args.draws)
+        outcomes = run_pair(task, choice, list(range(args.seeds)), device, args.draws, args.repeat)
         rows = [row for o in outcomes for row in o.rows]
         append_runs(args.out, rows, [t for o in outcomes for t in o.traces], [d for o in outcomes for d in o.draws])
+        append_timings(args.out, [t for o in outcomes for t in o.timings])
         frames.append(pd.DataFrame(rows))
     for task in dict.fromkeys(task for task, _ in pairs):
         if reference := reference_draws(task):
@@ -336,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "table":
             return cmd_table(args)
+        if args.command == "compare":
+            from vibench.compare.command import cmd_compare
+
+            return cmd_compare(args)
         registry = discover(tuple(args.plugins))
         for problem in registry.problems:
             print(f"vibench: warning: {printable(problem)}", file=sys.stderr)

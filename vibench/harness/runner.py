@@ -3,7 +3,9 @@
 Timing: the fit is compiled ahead of time (``jit(...).lower(...).compile()``) and
 that is timed as ``time_compile_s``, once per task × method; each seed's run is then
 timed as ``time_fit_s``, with the device synchronized (``block_until_ready``) before
-every clock read. A run that raises becomes a ``failed`` row and one whose approximation has
+every clock read. With ``repeat`` R > 1 each seed's compiled fit is timed R times (the
+same data and key); ``time_fit_s`` stays the first timing and all R go to the outcome's
+``timings`` (:mod:`vibench.harness.timings`), the samples a speed comparison ranks. A run that raises becomes a ``failed`` row and one whose approximation has
 non-finite parameters a ``nan`` row; the grid goes on.
 
 Draws kept for plots: on a task of at most :data:`vibench.store.DRAWS_STORED_MAX_DIM`
@@ -35,6 +37,7 @@ from vibench.declarations import config_items
 from vibench.harness import environment
 from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
 from vibench.harness.store import SCHEMA_VERSION
+from vibench.harness.timings import timing_rows
 from vibench.logdensity import derive_logdensity
 from vibench.metrics.estimates import Estimate
 from vibench.metrics.evaluation import METRIC_DRAWS, evaluate
@@ -46,13 +49,15 @@ KEPT_DRAWS_STREAM = 1
 @dataclass(frozen=True)
 class RunOutcome:
     """One (task, method, seed) run: its metric rows, its objective trace, the fitted
-    approximation unless it failed (for in-process use; it is not stored), and the
-    draws kept for plots (rows of :data:`vibench.store.DRAWS_SCHEMA`; see the module doc)."""
+    approximation unless it failed (for in-process use; it is not stored), the
+    draws kept for plots (rows of :data:`vibench.store.DRAWS_SCHEMA`; see the module doc)
+    and the repeated fit timings (rows of :data:`vibench.harness.timings.TIMINGS_SCHEMA`)."""
 
     rows: list[dict]
     traces: list[dict]
     approximation: Approximation | None = None
     draws: list[dict] = field(default_factory=list)
+    timings: list[dict] = field(default_factory=list)
 
 
 logdensity_of: Callable[[Task], LogDensity] = lru_cache(maxsize=32)(derive_logdensity)
@@ -129,8 +134,10 @@ def run_pair(
     seeds: list[int],
     device: jax.Device,
     n_draws: int = METRIC_DRAWS,
+    repeat: int = 1,
 ) -> list[RunOutcome]:
-    """Run ``choice`` on ``task`` once per seed on ``device``; never raises for a bad run."""
+    """Run ``choice`` on ``task`` once per seed on ``device`` (each fit timed ``repeat``
+    times); never raises for a bad run."""
     base = run_base(task, choice, device)
     with jax.default_device(device):
         data = jax.device_put(task.data, device)
@@ -138,13 +145,14 @@ def run_pair(
             fit, compile_s = compile_fit(task, choice, data, jax.random.key(seeds[0]))
         except Exception as err:  # noqa: BLE001 - a failed run is a result
             return [failed_outcome(base, seed, err) for seed in seeds]
-        return [_run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) for seed in seeds]
+        return [_run_seed(base, task, choice, fit, compile_s, data, seed, n_draws, repeat) for seed in seeds]
 
 
-def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOutcome:
+def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws, repeat) -> RunOutcome:
     key_fit, key_metrics = jax.random.split(jax.random.key(seed))
     try:
         approx, fit_s = sync_time(lambda: fit(data, key_fit))
+        seconds = [fit_s] + [sync_time(lambda: fit(data, key_fit))[1] for _ in range(repeat - 1)]
         costs = {
             "time_fit_s": Estimate(fit_s),
             "grad_evals": Estimate(float(approx.grad_evals)),
@@ -176,7 +184,7 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws) -> RunOut
         for step, value in enumerate(trace.tolist())
     ]
     draws = [] if kept is None else [{**ids, **row} for row in _long(kept)]
-    return RunOutcome(rows, traces, approx, draws)
+    return RunOutcome(rows, traces, approx, draws, timing_rows(ids, seconds))
 
 
 def kept_draws(approx: Approximation, key) -> np.ndarray:

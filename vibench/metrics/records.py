@@ -37,7 +37,9 @@ class Metric:
     ``headline``: shown in the run summary, the report's overview and the default paper
     table whenever present; ``hidden``: never a column (a flag, or a task property);
     ``compute(evaluation) -> Estimate`` and ``applies(evaluation) -> bool`` for the
-    metrics of a fitted approximation (``None`` for the others, see the module doc)."""
+    metrics of a fitted approximation (``None`` for the others, see the module doc);
+    ``tolerance``: the smallest change, in ``unit``, that matters in practice
+    (``vibench compare`` calls a smaller one unchanged however certain it is)."""
 
     name: str
     title: str
@@ -47,6 +49,7 @@ class Metric:
     hidden: bool = False
     compute: Callable[[Evaluation], Estimate] | None = None
     applies: Callable[[Evaluation], bool] | None = None
+    tolerance: float = 0.0
 
 
 def _density(ev: Evaluation) -> bool:
@@ -70,25 +73,27 @@ def _of(module: str, name: str) -> Deferred:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("elbo_gap", "log p(x) − ELBO", LOWER, "nats", headline=True),
-    Metric("elbo", "ELBO", HIGHER, "nats", compute=_of("importance", "elbo"), applies=_density),
+    Metric("elbo_gap", "log p(x) − ELBO", LOWER, "nats", headline=True, tolerance=0.05),
+    Metric("elbo", "ELBO", HIGHER, "nats", compute=_of("importance", "elbo"), applies=_density,
+           tolerance=0.05),
     Metric("log_px", "log p(x) (exact)", None, "nats", hidden=True, compute=_of("accuracy", "log_px"),
            applies=lambda ev: ev.reference.log_evidence is not None),
     Metric("log_px_is", "log p(x) (IS)", HIGHER, "nats", headline=True,
-           compute=_of("importance", "log_px_is"), applies=_density),
+           compute=_of("importance", "log_px_is"), applies=_density, tolerance=0.05),
     Metric("khat", "k̂", LOWER, headline=True, compute=_of("importance", "khat"),
-           applies=lambda ev: _density(ev) and ev.psis.khat is not None),
+           applies=lambda ev: _density(ev) and ev.psis.khat is not None, tolerance=0.05),
     Metric("khat_flag", "k̂ flag", None, hidden=True, compute=_of("importance", "khat_flag"), applies=_density),
     Metric("is_ess", "IS ESS", HIGHER, "draws", compute=_of("importance", "is_ess"), applies=_density),
     Metric("is_ess_frac", "IS ESS / S", HIGHER, compute=_of("importance", "is_ess_frac"), applies=_density),
     Metric("kl", "KL(q‖p)", LOWER, "nats", compute=_of("accuracy", "kl"),
-           applies=lambda ev: ev.reference.gaussian is not None and ev.approx.gaussian() is not None),
+           applies=lambda ev: ev.reference.gaussian is not None and ev.approx.gaussian() is not None,
+           tolerance=0.05),
     Metric("family_gap", "gap to best of family", LOWER, "nats", compute=_of("importance", "family_gap"),
-           applies=lambda ev: ev.family_best_elbo is not None),
+           applies=lambda ev: ev.family_best_elbo is not None, tolerance=0.05),
     Metric("mean_error", "mean error", LOWER, "posterior sd", headline=True,
-           compute=_of("accuracy", "mean_error"), applies=_reference_moments),
+           compute=_of("accuracy", "mean_error"), applies=_reference_moments, tolerance=0.02),
     Metric("std_error", "sd error", LOWER, "log ratio", headline=True, compute=_of("accuracy", "std_error"),
-           applies=lambda ev: ev.reference.std is not None),
+           applies=lambda ev: ev.reference.std is not None, tolerance=0.02),
     Metric("psis_mean_error", "PSIS mean error", LOWER, "posterior sd",
            compute=_of("importance", "psis_mean_error"),
            applies=lambda ev: _density(ev) and _reference_moments(ev) and ev.psis.reliable),
