@@ -101,6 +101,10 @@ def artifact_path(root: Path | str, task: Task) -> Path:
     return Path(root) / artifact_name(task.label, task.version)
 
 
+def _named(path: Path) -> str:
+    return f"reference artifact {path}"
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -124,7 +128,9 @@ def write_reference(run: ReferenceRun, root: Path | str, keep_failed: bool = Fal
     return its directory. A run that fails its criteria raises :class:`CriteriaError`
     and writes nothing, unless ``keep_failed``: then it is stored with ``passed: false``."""
     if not run.passed and not keep_failed:
-        raise CriteriaError(f"reference for {run.label} (version {run.version}) not written: {run.failures()}")
+        raise CriteriaError(
+            f"reference for {run.label} (version {run.version}) not written: {run.failures()}"
+        )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = root / artifact_name(run.label, run.version)
@@ -172,16 +178,16 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(file.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CorruptReferenceError(f"reference artifact {path}: {MANIFEST} is not valid JSON ({err})") from None
+        raise CorruptReferenceError(f"{_named(path)}: {MANIFEST} is not valid JSON ({err})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UnknownFormatError(f"{file} is not a vibench reference manifest (no format {FORMAT!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise UnknownFormatError(
-            f"reference artifact {path}: format version {manifest.get('format_version')!r} is unknown; "
+            f"{_named(path)}: format version {manifest.get('format_version')!r} is unknown; "
             f"this vibench reads version {FORMAT_VERSION}"
         )
     if manifest.get("checksum") != manifest_checksum(manifest):
-        raise CorruptReferenceError(f"reference artifact {path}: {MANIFEST} was edited (its checksum does not match)")
+        raise CorruptReferenceError(f"{_named(path)}: {MANIFEST} was edited (its checksum does not match)")
     return manifest
 
 
@@ -190,23 +196,23 @@ def read_artifact(path: Path | str) -> StoredReference:
     path = Path(path)
     manifest = _read_manifest(path)
     task, files = manifest.get("task"), manifest.get("files")
-    if not (isinstance(task, dict) and {"label", "version"} <= task.keys() and isinstance(files, dict)
-            and "passed" in manifest):
-        raise CorruptReferenceError(f"reference artifact {path}: {MANIFEST} lacks task, files or passed")
-    if sorted(files) != sorted(PAYLOAD):
-        raise CorruptReferenceError(f"reference artifact {path}: manifest lists {sorted(files)}, not {sorted(PAYLOAD)}")
+    well_formed = isinstance(task, dict) and {"label", "version"} <= task.keys() and "passed" in manifest
+    if not (well_formed and isinstance(files, dict) and sorted(files) == sorted(PAYLOAD)):
+        raise CorruptReferenceError(
+            f"{_named(path)}: {MANIFEST} needs task (label, version), passed and files {sorted(PAYLOAD)}"
+        )
     for name in PAYLOAD:
         if not (path / name).is_file():
-            raise CorruptReferenceError(f"reference artifact {path}: {name} is missing")
+            raise CorruptReferenceError(f"{_named(path)}: {name} is missing")
         if sha256_file(path / name) != files[name]:
-            raise CorruptReferenceError(f"reference artifact {path}: {name} does not match its sha256 checksum")
+            raise CorruptReferenceError(f"{_named(path)}: {name} does not match its sha256 checksum")
     with np.load(path / DRAWS) as stored:
         draws = stored["draws"]
     summary = json.loads((path / SUMMARY).read_text())
     provenance = json.loads((path / PROVENANCE).read_text())
     dim = draws.shape[-1] if draws.ndim == 3 else -1
     if dim < 1 or any(len(summary["moments"][name]) != dim for name in MOMENTS):
-        raise CorruptReferenceError(f"reference artifact {path}: draws {draws.shape} and moments disagree")
+        raise CorruptReferenceError(f"{_named(path)}: draws {draws.shape} and moments disagree")
     return StoredReference(path, manifest, draws, summary, provenance)
 
 
@@ -221,18 +227,19 @@ def load_reference(path: Path | str, task: Task, accept_failed: bool = False) ->
     made_for = stored.manifest["task"]
     if (made_for["label"], made_for["version"]) != (task.label, task.version):
         raise StaleReferenceError(
-            f"reference artifact {stored.path} is for task {made_for['label']} version {made_for['version']}, "
-            f"not {task.label} version {task.version}: recompute it with `vibench reference --task {task.label!r}`"
+            f"{_named(stored.path)} is for task {made_for['label']} version {made_for['version']}, "
+            f"not {task.label} version {task.version}: recompute it with "
+            f"`vibench reference --task {task.label!r}`"
         )
     dim = derive_logdensity(task).dim
     if stored.draws.shape[-1] != dim:
         raise StaleReferenceError(
-            f"reference artifact {stored.path} has {stored.draws.shape[-1]} coordinates; "
+            f"{_named(stored.path)} has {stored.draws.shape[-1]} coordinates; "
             f"task {task.label} has {dim}: recompute it"
         )
     if not stored.manifest["passed"] and not accept_failed:
         raise FailedReferenceError(
-            f"reference artifact {stored.path} failed its criteria when made "
+            f"{_named(stored.path)} failed its criteria when made "
             f"({_failed_checks(stored.summary)}); pass accept_failed=True to use it anyway"
         )
     moments = {name: jnp.asarray(stored.summary["moments"][name]) for name in MOMENTS}
@@ -269,7 +276,8 @@ def provenance_text(stored: StoredReference) -> str:
     versions = p.get("versions", {})
     mass = "dense" if p.get("dense_mass") else "diagonal"
     return (
-        f"stored reference {stored.path.name} (sha256 {stored.manifest['checksum'][:16]}): {p.get('sampler')}; "
+        f"stored reference {stored.path.name} (sha256 {stored.manifest['checksum'][:16]}): "
+        f"{p.get('sampler')}; "
         f"{p.get('chains')} chains x {p.get('draws_per_chain')} draws after {p.get('warmup')} warm-up, "
         f"seed {p.get('seed')}, {mass} mass, {p.get('precision')}; "
         f"R-hat max {max(diagnostics['rhat']):.4f}, bulk ESS min {min(diagnostics['ess_bulk']):.0f}, "

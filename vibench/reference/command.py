@@ -17,7 +17,9 @@ from vibench.registry import Registry
 from vibench.spec import SpecError
 
 
-def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(
+    commands: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
+) -> argparse.ArgumentParser:
     """Add the ``reference`` subcommand to ``commands`` (an argparse subparsers object)."""
     parser = commands.add_parser(
         "reference",
@@ -29,7 +31,8 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
         "least 10000 draws in all, rank-normalized split R-hat < 1.01 for every coordinate, no "
         "divergences, bulk and tail ESS >= 400; otherwise nothing is written (exit 1).",
     )
-    parser.add_argument("--task", required=True, metavar="SPEC", help="task SPEC, e.g. gaussian[dim=50,rho=0.95]")
+    parser.add_argument("--task", required=True, metavar="SPEC",
+                        help="task SPEC, e.g. gaussian[dim=50,rho=0.95]")
     parser.add_argument("--out", type=Path, default=Path("references"), metavar="DIR",
                         help="references directory (default: references/)")
     parser.add_argument("--chains", type=int, default=4, metavar="C", help="vectorized chains (default 4)")
@@ -46,7 +49,8 @@ def add_parser(commands: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    for option, value, least in (("--chains", args.chains, 1), ("--draws", args.draws, 4), ("--warmup", args.warmup, 0)):
+    least_values = (("--chains", args.chains, 1), ("--draws", args.draws, 4), ("--warmup", args.warmup, 0))
+    for option, value, least in least_values:
         if value < least:
             raise SpecError(f"{option} must be at least {least}; got {value}")
     if args.seed < 0:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +30,7 @@ from vibench.harness.environment import git_commit, versions_json
 from vibench.logdensity import derive_logdensity
 from vibench.methods._mcmc import run_chains
 from vibench.methods.mcmc import NUTSConfig
-from vibench.reference.summary import Criteria, ReferenceRun, summarize
+from vibench.reference.summary import POSTERIORDB, Criteria, ReferenceRun, summarize
 
 
 def make_reference(
@@ -43,7 +43,7 @@ def make_reference(
     dense_mass: bool = True,
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
-    criteria: Criteria = Criteria(),
+    criteria: Criteria = POSTERIORDB,
 ) -> ReferenceRun:
     """Run ``chains`` NUTS chains of ``warmup`` + ``draws`` iterations on ``task`` from
     ``seed`` and summarize the draws after warm-up (moments with MCSEs, R-hat, ESS).
@@ -100,7 +100,7 @@ def make_reference(
         "task": {"label": task.label, "version": task.version},
         "versions": json.loads(versions_json()),
         "vibench_commit": git_commit(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return ReferenceRun(
         label=task.label,

@@ -16,7 +16,7 @@ A measured NaN (e.g. constant or non-finite draws) fails its criterion.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,10 @@ class Criteria:
     max_rhat: float = 1.01
     max_divergences: int = 0
     min_ess: float = 400.0
+
+
+POSTERIORDB = Criteria()
+"""posteriordb's bar, with Vehtari et al.'s ESS of 400."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,9 @@ def summarize(draws: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def judge(summary: dict[str, np.ndarray], total_draws: int, divergences: int, criteria: Criteria) -> tuple[Check, ...]:
+def judge(
+    summary: dict[str, np.ndarray], total_draws: int, divergences: int, criteria: Criteria
+) -> tuple[Check, ...]:
     """Every criterion of ``criteria`` checked against a run's summary."""
     rhat = float(np.max(summary["rhat"]))
     ess = float(min(np.min(summary["ess_bulk"]), np.min(summary["ess_tail"])))
@@ -110,7 +116,7 @@ class ReferenceRun:
     divergences: int
     summary: dict[str, np.ndarray]
     provenance: dict[str, Any]
-    criteria: Criteria = field(default_factory=Criteria)
+    criteria: Criteria = POSTERIORDB
 
     @property
     def total_draws(self) -> int:
