@@ -29,6 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from vibench.declarations import config_items
+from vibench.text import quoted
+
+SHOWN = 40
+"""Most characters of a user-given value quoted in a message."""
 
 
 class SpecError(ValueError):
@@ -42,15 +46,6 @@ class BudgetTooSmall(ValueError):
     def __init__(self, minimum: int, why: str, got: int) -> None:
         self.minimum, self.why, self.got = minimum, why, got
         super().__init__(f"needs a budget of at least {minimum} gradient evaluations ({why}); got {got}")
-
-
-SHOWN = 40
-"""Most characters of a user-given value quoted in a message."""
-
-
-def shown(raw: str) -> str:
-    """``raw`` quoted for a message, cut to :data:`SHOWN` characters."""
-    return repr(raw) if len(raw) <= SHOWN else repr(raw[:SHOWN]) + f"... ({len(raw)} characters)"
 
 
 def _number(value: float) -> str:
@@ -172,14 +167,14 @@ def _convert(raw: str, field: _Field, owner: str) -> Any:
     if typing.get_origin(kind) is Literal:
         choices = typing.get_args(kind)
         if raw not in choices:
-            raise SpecError(f"{where} must be one of {', '.join(map(str, choices))}; got {shown(raw)}")
+            raise SpecError(f"{where} must be one of {', '.join(map(str, choices))}; got {quoted(raw, SHOWN)}")
         return raw
     if kind is bool:
         if raw.lower() in _TRUE:
             return True
         if raw.lower() in _FALSE:
             return False
-        raise SpecError(f"{where} must be true or false; got {shown(raw)}")
+        raise SpecError(f"{where} must be true or false; got {quoted(raw, SHOWN)}")
     if kind is str:
         return raw
     if kind not in (int, float):
@@ -190,7 +185,7 @@ def _convert(raw: str, field: _Field, owner: str) -> Any:
     if value is None or not math.isfinite(value) or (field.range and not field.range.contains(value)):
         noun = "an integer" if integer else "a finite number"
         bounds = f", {field.range.inequality(field.name)}" if field.range else ""
-        raise SpecError(f"{where} must be {noun}{bounds}; got {shown(raw)}")
+        raise SpecError(f"{where} must be {noun}{bounds}; got {quoted(raw, SHOWN)}")
     return value
 
 
@@ -203,21 +198,21 @@ def parse_spec(text: str) -> tuple[str, dict[str, str]]:
     ``advi`` alone means the defaults; empty brackets and empty items are errors."""
     match = _SPEC.match(text)
     if not match:
-        raise SpecError(f"cannot parse {shown(text)}; expected NAME or NAME[key=value,...]")
+        raise SpecError(f"cannot parse {quoted(text, SHOWN)}; expected NAME or NAME[key=value,...]")
     name, body = match.group(1), match.group(2)
     params: dict[str, str] = {}
     if body is None:
         return name, params
     if not body.strip():
-        raise SpecError(f"empty brackets in {shown(text)}; write {name} for the defaults")
+        raise SpecError(f"empty brackets in {quoted(text, SHOWN)}; write {name} for the defaults")
     for item in (part.strip() for part in body.split(",")):
         if not item:
-            raise SpecError(f"empty item in {shown(text)}; expected key=value,...")
+            raise SpecError(f"empty item in {quoted(text, SHOWN)}; expected key=value,...")
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise SpecError(f"cannot parse {shown(item)} in {shown(text)}; expected key=value")
+            raise SpecError(f"cannot parse {quoted(item, SHOWN)} in {quoted(text, SHOWN)}; expected key=value")
         if key.strip() in params:
-            raise SpecError(f"parameter {shown(key.strip())} given twice in {shown(text)}")
+            raise SpecError(f"parameter {quoted(key.strip(), SHOWN)} given twice in {quoted(text, SHOWN)}")
         params[key.strip()] = value.strip()
     return name, params
 
@@ -229,7 +224,7 @@ def make_config(cls: type, params: dict[str, str], owner: str) -> Any:
     unknown = sorted(set(params) - set(fields))
     if unknown:
         raise SpecError(
-            f"unknown parameter {shown(unknown[0])} for {owner}; valid: {', '.join(fields) or '(none)'}"
+            f"unknown parameter {quoted(unknown[0], SHOWN)} for {owner}; valid: {', '.join(fields) or '(none)'}"
         )
     values = {k: _convert(v, fields[k], owner) for k, v in params.items()}
     config = cls(**values)
@@ -254,7 +249,7 @@ def check_config(config: Any, owner: str) -> None:
             ok = field.range.contains(value)
         if not ok:
             _convert(_format(value), field, owner)  # raises with the one-line message
-            raise SpecError(f"{owner} parameter {field.name} has the wrong type; got {shown(repr(value))}")
+            raise SpecError(f"{owner} parameter {field.name} has the wrong type; got {quoted(repr(value), SHOWN)}")
     check = getattr(config, "check", None)
     if check is not None:
         try:

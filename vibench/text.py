@@ -23,3 +23,13 @@ def shorten(text: str, limit: int = LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def quoted(text: str, limit: int = LIMIT) -> str:
+    """``text`` shortened and in quotes, for quoting user input inside a message."""
+    return f"'{shorten(text, limit)}'"
+
+
+def first_line(text: object, limit: int = LIMIT) -> str:
+    """The first line of ``text`` (an error's, say), shortened."""
+    return shorten((str(text).strip().splitlines() or [""])[0], limit)
