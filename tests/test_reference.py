@@ -210,6 +210,10 @@ def test_cli_rejects_bad_input(registry, tmp_path, capsys):
     assert "unknown task 'nosuch'; valid:" in capsys.readouterr().err
     assert command.run(parse(["reference", "--task", SPEC, "--draws", "0"]), registry) == 2
     assert "--draws must be at least 4; got 0" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert command.run(parse(["reference", "--task", SPEC, "--out", str(tmp_path / "file")]), registry) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    (tmp_path / "file").unlink()
     assert list(tmp_path.iterdir()) == []
 
 

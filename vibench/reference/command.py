@@ -48,19 +48,21 @@ def add_parser(
     return parser
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
+def _check_options(args: argparse.Namespace) -> None:
     least_values = (("--chains", args.chains, 1), ("--draws", args.draws, 4), ("--warmup", args.warmup, 0))
     for option, value, least in least_values:
         if value < least:
             raise SpecError(f"{option} must be at least {least}; got {value}")
     if args.seed < 0:
         raise SpecError(f"--seed must be at least 0; got {args.seed}")
+    if args.out.exists() and not args.out.is_dir():
+        raise SpecError(f"--out {args.out} is a file, not a directory")
 
 
 def run(args: argparse.Namespace, registry: Registry) -> int:
     """Make, judge and store the reference of ``args.task``; print the checks."""
     try:
-        _check_numbers(args)
+        _check_options(args)
         registry.task_family(args.task)
         from vibench.reference.artifact import write_reference
         from vibench.reference.make import make_reference
