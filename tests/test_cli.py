@@ -28,6 +28,7 @@ REQUIRED = {"task", "method", "label", "seed", "metric", "value", "stderr", "sta
         (["run", "--task", "linreg", "--seeds", "0"], "--seeds must be between 1 and 10000; got 0"),
         (["run", "--task", "linreg", "--budget", "0"], "--budget must be between 1 and 1000000000000; got 0"),
         (["run", "--task", "linreg", "--method", "nuts", "--budget", "100"], "method nuts needs a budget of at least 12004 gradient evaluations"),
+        (["reference", "--task", "nosuch"], "unknown task 'nosuch'; valid: banana"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, message, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""The command line: ``vibench list``, ``show``, ``run``, ``sbc``, ``report``, ``table``, ``compare``.
+"""The command line: ``vibench list``, ``show``, ``run``, ``sbc``, ``reference``, ``report``,
+``table``, ``compare``.
 
 Every name, SPEC, number and output folder is checked before anything runs or is
 written: a bad one is a one-line error naming the valid choices, with exit code 2.
@@ -20,6 +21,7 @@ from vibench.compare import FORMATS as COMPARE_FORMATS
 from vibench.harness.plan import check_specs
 from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
 from vibench.metrics.records import METRIC_DRAWS
+from vibench.reference import command as reference
 from vibench.registry import Registry, discover
 from vibench.report import FORMATS, LAYOUTS
 from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES
@@ -151,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "x metrics in columns), or auto (default): tasks, unless there are more methods than "
                        "fit as columns and methods in rows give fewer columns")
 
+    reference.add_parser(commands, [plugins])
+
     gate = commands.add_parser(
         "compare",
         help="compare two results directories: the CI regression gate",
@@ -270,7 +274,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
 
     from vibench.harness.plan import plan
     from vibench.harness.runner import reference_draws, run_pair
-    from vibench.harness.store import append_reference_draws, append_runs
+    from vibench.harness.store import append_reference_draws, append_runs, skipped_files_as_lines
     from vibench.harness.timings import append_timings
     from vibench.report.console import run_summary
 
@@ -286,9 +290,10 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
         append_runs(args.out, rows, [t for o in outcomes for t in o.traces], [d for o in outcomes for d in o.draws])
         append_timings(args.out, [t for o in outcomes for t in o.timings])
         frames.append(pd.DataFrame(rows))
-    for task in dict.fromkeys(task for task, _ in pairs):
-        if reference := reference_draws(task):
-            append_reference_draws(args.out, reference)
+    with skipped_files_as_lines():  # a corrupt stored reference file: one warning line
+        for task in dict.fromkeys(task for task, _ in pairs):
+            if reference := reference_draws(task):
+                append_reference_draws(args.out, reference)
     frame = pd.concat(frames, ignore_index=True)
     print(run_summary(frame))
     unfinished = frame[frame["status"] != "ok"]["run_id"].nunique()
@@ -380,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "show":
             print(format_show(registry, args.name))
             return 0
+        if args.command == "reference":
+            return reference.run(args, registry)
         if args.command == "sbc":
             return cmd_sbc(args, registry)
         return cmd_run(args, registry)
