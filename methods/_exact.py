@@ -1,4 +1,9 @@
-"""The computation of :mod:`vibench.methods.exact` (declared there, with its parameters)."""
+"""The computation of :mod:`vibench.methods.exact` (declared there, with its parameters).
+
+On a :class:`BlockGaussian` (independent K-dim blocks: local latents) the posterior is
+returned block by block, as a :class:`vibench.families.gaussian.BlockDiagonal` family:
+O(N·K²) memory, whatever N.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,29 @@ import jax
 import jax.numpy as jnp
 
 from vibench.core import Approximation, Data, LogDensity, Task
-from vibench.families.gaussian import FullRank
+from vibench.families.gaussian import BlockDiagonal, FullRank
 from vibench.methods.exact import ExactConfig
-from vibench.structure.conjugate import ConjugateGaussian, log_evidence_identity
+from vibench.structure.conjugate import BlockGaussian, BlockPosterior, ConjugateGaussian, log_evidence_identity
 
 
 def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: ExactConfig):
-    mean, cov = task.extension(ConjugateGaussian).posterior(data)
-    chol = jnp.linalg.cholesky(cov)
-    elbo = log_evidence_identity(logdensity.logp(mean, data), cov)
-    return Approximation(
-        params={"loc": mean, "log_diag": jnp.log(jnp.diag(chol)), "lower": chol},
-        trace=elbo[None],
-        grad_evals=jnp.asarray(0),
-        family=FullRank(),
-    )
+    blocks = task.extension(BlockGaussian)
+    if blocks is not None:
+        mean, chol = blocks.posterior(data)
+        elbo = BlockPosterior(mean, chol).log_evidence_identity(logdensity.logp(mean.reshape(-1), data))
+        diagonal = jnp.diagonal(chol, axis1=-2, axis2=-1)
+        params = {"loc": mean, "log_diag": jnp.log(diagonal), "lower": chol}
+        family = BlockDiagonal(block=mean.shape[-1])
+    else:
+        mean, cov = task.extension(ConjugateGaussian).posterior(data)
+        chol = jnp.linalg.cholesky(cov)
+        elbo = log_evidence_identity(logdensity.logp(mean, data), cov)
+        params = {"loc": mean, "log_diag": jnp.log(jnp.diag(chol)), "lower": chol}
+        family = FullRank()
+    return Approximation(params=params, trace=elbo[None], grad_evals=jnp.asarray(0), family=family)
 
 
 def supports(task: Task) -> tuple[bool, str]:
-    if task.extension(ConjugateGaussian) is None:
-        return False, "needs an exactly Gaussian posterior (a ConjugateGaussian task extension)"
+    if task.extension(ConjugateGaussian) is None and task.extension(BlockGaussian) is None:
+        return False, "needs an exactly Gaussian posterior (a ConjugateGaussian or BlockGaussian task extension)"
     return True, ""

@@ -95,7 +95,9 @@ class Reference:
     """Ground truth for a task, in the flat unconstrained space, and how it was obtained.
 
     Exact fields have no standard error; Monte Carlo ones carry theirs (``*_se``).
-    ``gaussian`` is set when the posterior is exactly Gaussian, as ``(mean, cov)``.
+    ``gaussian`` is set when the posterior is exactly Gaussian, as ``(mean, cov)``;
+    ``blocks`` instead when it is a product of independent Gaussian blocks (local
+    latents), as a :class:`vibench.structure.conjugate.BlockPosterior` (no dense cov).
     ``meanfield_elbo`` is the best ELBO a factorized Gaussian can reach, when known.
     """
 
@@ -108,6 +110,7 @@ class Reference:
     sample: SampleFn | None = None
     log_prob: LogProbFn | None = None
     gaussian: tuple[Array, Array] | None = None
+    blocks: Any = None
     meanfield_elbo: float | None = None
 
     @property

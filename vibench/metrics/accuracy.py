@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vibench.core import Reference
+from vibench.core import Approximation, Reference
 from vibench.metrics.estimates import Estimate, rms_with_se
 from vibench.structure.conjugate import gaussian_kl
 
@@ -31,11 +31,28 @@ def log_px(ev: Evaluation) -> Estimate:
     return Estimate(float(ev.reference.log_evidence))
 
 
+def exact_kl(approx: Approximation, ref: Reference) -> float | None:
+    """KL(q ‖ p) in closed form, or None where it is not known.
+
+    Against a dense Gaussian posterior (``ref.gaussian``) q must give its dense
+    ``gaussian()``; against a posterior of independent blocks (``ref.blocks``) q gives
+    its mean and covariance blocks of the same size (``family.blocks``: mean-field,
+    block-diagonal, and full-rank or low-rank q of any size that fits in memory), and
+    the KL is a sum over blocks, O(N·K³).
+    """
+    if ref.gaussian is not None:
+        q = approx.gaussian()
+        return None if q is None else float(gaussian_kl(*q, *ref.gaussian))
+    if ref.blocks is not None:
+        blocks = getattr(approx.family, "blocks", None)
+        q = None if blocks is None else blocks(approx.params, ref.blocks.block)
+        return None if q is None else float(ref.blocks.kl(*q))
+    return None
+
+
 def kl(ev: Evaluation) -> Estimate:
     """Exact KL(q ‖ p) between a Gaussian q and an exactly Gaussian posterior."""
-    mean_q, cov_q = ev.approx.gaussian()
-    mean_p, cov_p = ev.reference.gaussian
-    return Estimate(float(gaussian_kl(mean_q, cov_q, mean_p, cov_p)))
+    return Estimate(ev.exact_kl)
 
 
 def mean_error(ev: Evaluation) -> Estimate:

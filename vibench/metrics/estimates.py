@@ -69,6 +69,49 @@ def draw_moments(
     return mean, sd, mean_se, sd_se
 
 
+class StreamingMoments:
+    """:func:`draw_moments` of independent draws seen in chunks, never all at once.
+
+    Accumulates power sums Σ uᵖ (p = 1..4, float64) of u = z − c about the first
+    chunk's mean c (so the sums do not cancel catastrophically when |mean| ≫ sd), and
+    turns them into the mean, the sd (n − 1 corrected), se(mean) = sd/√n and
+    se(sd) = se(var)/(2 sd), se(var) from the fourth central moment: the values of
+    ``draw_moments(draws, "iid")`` up to float64 rounding, in O(dim) memory.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shift: np.ndarray | None = None
+        self.sums: list[np.ndarray] = []
+
+    def add(self, chunk: np.ndarray) -> None:
+        """Add draws ``chunk`` (m, dim)."""
+        chunk = np.asarray(chunk, np.float64)
+        if self.shift is None:
+            self.shift = chunk.mean(axis=0)
+            self.sums = [np.zeros_like(self.shift) for _ in range(4)]
+        u = chunk - self.shift
+        power = np.ones_like(u)
+        for p in range(4):
+            power *= u
+            self.sums[p] += power.sum(axis=0)
+        self.count += chunk.shape[0]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, sd, and their standard errors per dimension."""
+        n = self.count
+        if n < 2:
+            raise ValueError(f"moments need at least 2 draws, got {n}")
+        s1, s2, s3, s4 = (s / n for s in self.sums)
+        d = s1
+        m2 = np.maximum(s2 - d**2, 0.0)
+        m4 = np.maximum(s4 - 4 * d * s3 + 6 * d**2 * s2 - 3 * d**4, 0.0)
+        sd = np.sqrt(m2 * n / (n - 1))
+        var_se = np.sqrt(np.maximum(m4 - m2**2, 0.0) * n / (n - 1) / n)
+        sd_se = np.divide(var_se, 2 * sd, out=np.zeros_like(sd), where=sd > 0)
+        return self.shift + d, sd, sd / np.sqrt(n), sd_se
+
+
 def rms_with_se(errors: np.ndarray, errors_se: np.ndarray) -> Estimate:
     """sqrt(mean(e²)) over dimensions, with a standard error from the per-dimension ones.
 

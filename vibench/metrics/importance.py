@@ -137,10 +137,8 @@ def psis_mean_error(ev: Evaluation) -> Estimate:
     Its standard error per dimension is the self-normalized IS one,
     sqrt(Σ w̃² (z − μ̂)²) (Owen 2013, ch. 9), combined with the reference's.
     """
-    z = ev.draws.values[0]
-    weights = np.exp(ev.psis.log_weights)
-    mean = weights @ z
-    return standardized_mean_error(mean, np.sqrt(weights**2 @ (z - mean) ** 2), ev.reference)
+    mean, mean_se = ev.weighted_mean(np.exp(ev.psis.log_weights))
+    return standardized_mean_error(mean, mean_se, ev.reference)
 
 
 def family_gap(ev: Evaluation) -> Estimate:
