@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from vibench.metrics.accuracy import standardized_mean_error
@@ -230,3 +231,19 @@ def test_cli_writes_nothing_when_the_bar_is_missed(registry, tmp_path, capsys):
     assert "draws = 200 (needs >= 10000): FAILED" in out
     assert "not written: draws = 200" in err
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_vibench_run_measures_against_stored_references(registry, stored, copy, tmp_path, capsys):
+    """``vibench run --references DIR``: a task with an artifact in DIR is measured against
+    it (no exact KL or evidence then: the stored reference has neither); a tampered one is
+    refused before anything runs."""
+    from vibench.cli import main
+
+    out = tmp_path / "res"
+    argv = ["run", "--task", SPEC, "--method", "advi[steps=200]", "--draws", "256"]
+    assert main([*argv, "--references", str(stored.parent), "--out", str(out)]) == 0
+    metrics = set(pd.read_parquet(out)["metric"])
+    assert "mean_error" in metrics and not {"kl", "log_px"} & metrics
+    (copy / "draws.npz").write_bytes(b"tampered")
+    assert main([*argv, "--references", str(copy.parent), "--out", str(tmp_path / "other")]) == 2
+    assert "vibench: error: " in capsys.readouterr().err and not (tmp_path / "other").exists()

@@ -9,6 +9,8 @@ parameters of every SPEC first, from the JAX-free declarations
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vibench.registry import MethodChoice, Registry
@@ -28,15 +30,37 @@ def check_specs(registry: Registry, task_specs: list[str], method_specs: list[st
         registry.method(spec)
 
 
+def with_stored_reference(task: Task, references: Path) -> Task:
+    """``task`` measured against its stored reference in ``references`` when there is one
+    (made by ``vibench reference``); a stale, corrupt or failed one is a
+    :class:`SpecError`, never silently used or skipped."""
+    from vibench.reference.artifact import ReferenceArtifactError, artifact_path, load_reference
+
+    path = artifact_path(references, task)
+    if not path.exists():
+        return task
+    try:
+        return replace(task, reference=load_reference(path, task))
+    except ReferenceArtifactError as err:
+        raise SpecError(str(err)) from None
+
+
 def plan(
-    registry: Registry, task_specs: list[str], method_specs: list[str] | None, budget: int | None = None
+    registry: Registry,
+    task_specs: list[str],
+    method_specs: list[str] | None,
+    budget: int | None = None,
+    references: Path | None = None,
 ) -> Plan:
     """``[(task, [MethodChoice, ...]), ...]``: every method that supports each task, or
     the ones asked for (each must support every task), configured for ``budget``
-    gradient evaluations when given. Raises :class:`SpecError` on a bad request."""
+    gradient evaluations when given; a task with a stored reference in ``references``
+    is measured against it. Raises :class:`SpecError` on a bad request."""
     planned = []
     for spec in task_specs:
         task = registry.task(spec)
+        if references is not None:
+            task = with_stored_reference(task, references)
         if method_specs:
             choices = [registry.method(m) for m in method_specs]
             for choice in choices:
