@@ -71,3 +71,47 @@ class FitTimeRatio:
         ]
         fastest = {name: min(run[name] for run in runs) for name in self.fits}
         return fit_time_ratios(fastest)[ratio]
+
+
+ACCURACY_TASKS = ("linreg", "ppca[n=100]")
+ACCURACY_SEEDS = 3
+
+
+@cache
+def _accuracy(task: str) -> dict[str, float]:
+    """Mean over :data:`ACCURACY_SEEDS` seeds of default ADVI's ELBO gap and k-hat on
+    ``task``, run through the harness (one run per process: asv calls each track once)."""
+    import numpy as np
+
+    from vibench.harness import environment
+    from vibench.harness.runner import run_pair
+    from vibench.registry import discover
+
+    registry = discover()
+    outcomes = run_pair(registry.task(task), registry.method("advi"), list(range(ACCURACY_SEEDS)),
+                        environment.resolve_device(None))
+    values: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        got = {row["metric"]: row["value"] for row in outcome.rows}
+        values.setdefault("elbo_gap", []).append(got["log_px"] - got["elbo"])
+        values.setdefault("khat", []).append(got["khat"])
+    return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+class Accuracy:
+    """Default ADVI's accuracy per commit, beside the fit times: ``asv publish`` plots
+    its history (mean over seeds 0..2, the same numbers every run of one commit)."""
+
+    params = list(ACCURACY_TASKS)
+    param_names = ["task"]
+    timeout = 600.0
+
+    def track_elbo_gap(self, task: str) -> float:
+        return _accuracy(task)["elbo_gap"]
+
+    track_elbo_gap.unit = "nats"
+
+    def track_khat(self, task: str) -> float:
+        return _accuracy(task)["khat"]
+
+    track_khat.unit = "k-hat"
