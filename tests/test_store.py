@@ -94,7 +94,7 @@ def test_schema_1_files_are_read_with_the_kind_of_each_run(tmp_path):
     table = read_metrics(tmp_path)
     kinds = table.groupby("run_id")["kind"].agg(set).to_dict()
     assert kinds == {"bench": {"run"}, "bench-failed": {"run"}, "sbc": {"sbc"}, "new-sbc": {"sbc"}}
-    assert sorted(table["schema_version"].unique()) == [1, SCHEMA_VERSION] and SCHEMA_VERSION == 2
+    assert sorted(table["schema_version"].unique()) == [1, SCHEMA_VERSION] and SCHEMA_VERSION == 3
 
 
 def test_partial_files_are_invisible(tmp_path):

@@ -123,7 +123,7 @@ def pair_keys(base: list[tuple], new: list[tuple]) -> tuple[list[tuple[tuple, tu
     def by_label(keys):
         grouped: dict[tuple, list[tuple]] = {}
         for k in keys:
-            grouped.setdefault(k[:2], []).append(k)
+            grouped.setdefault(tuple(v for c, v in zip(KEY, k) if c != "device"), []).append(k)
         return grouped
 
     lone_base, lone_new = by_label(left_base), by_label(left_new)

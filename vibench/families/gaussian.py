@@ -71,18 +71,23 @@ def standard_normal_rows(key, start: int, count: int, dim: int, dtype) -> Array:
     """
     if not jax.config.jax_threefry_partitionable:
         raise RuntimeError("standard_normal_rows needs jax_threefry_partitionable=True (JAX's default)")
-    if dtype != jnp.float32:
-        raise ValueError(f"standard_normal_rows draws float32, not {dtype}")
+    if dtype not in (jnp.float32, jnp.float64):
+        raise ValueError(f"standard_normal_rows draws float32 or float64, not {dtype}")
     first = jnp.asarray(start, jnp.uint32) * np.uint32(dim)  # flat index < 2³²: checked by the caller
     lo = first + jnp.arange(count * dim, dtype=jnp.uint32)
     hi = (lo < first).astype(jnp.uint32)
     k1, k2 = jax.random.key_data(key)
     bits1, bits2 = threefry2x32_p.bind(k1, k2, hi, lo)
-    mantissa = lax.shift_right_logical(bits1 ^ bits2, np.uint32(32 - 23))
-    floats = lax.bitcast_convert_type(mantissa | np.array(1.0, np.float32).view(np.uint32), jnp.float32) - 1.0
-    low = np.nextafter(np.float32(-1.0), np.float32(0.0))
-    uniform = lax.max(low, floats * (np.float32(1.0) - low) + low)
-    return (np.float32(np.sqrt(2)) * lax.erf_inv(uniform)).reshape(count, dim)
+    if dtype == jnp.float32:  # a float32 uses the xor of the words, a float64 both (x64 mode)
+        bits, unsigned = bits1 ^ bits2, np.uint32
+    else:
+        bits, unsigned = (bits1.astype(jnp.uint64) << np.uint64(32)) | bits2.astype(jnp.uint64), np.uint64
+    width, mantissa_bits = 8 * np.dtype(unsigned).itemsize, jnp.finfo(dtype).nmant
+    mantissa = lax.shift_right_logical(bits, unsigned(width - mantissa_bits))
+    floats = lax.bitcast_convert_type(mantissa | np.array(1.0, dtype).view(unsigned), dtype) - 1.0
+    low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    uniform = lax.max(low, floats * (np.array(1.0, dtype) - low) + low)
+    return (np.array(np.sqrt(2), dtype) * lax.erf_inv(uniform)).reshape(count, dim)
 
 
 def check_rows(start: int, count: int, dim: int) -> None:

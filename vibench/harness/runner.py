@@ -36,6 +36,7 @@ from vibench.core import Approximation, LogDensity, Task
 from vibench.declarations import config_items
 from vibench.harness import environment
 from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
+from vibench.harness.precision import DEFAULT_PRECISION, current_precision
 from vibench.harness.store import SCHEMA_VERSION
 from vibench.harness.timings import timing_rows
 from vibench.logdensity import derive_logdensity
@@ -67,11 +68,12 @@ def config_json(config: Any) -> str:
     return json.dumps(config_items(config), sort_keys=True)
 
 
-def config_hash(task: Task, choice: MethodChoice) -> str:
-    """Identifies a run's full configuration (task and method, with versions)."""
-    text = json.dumps(
-        [task.label, task.version, choice.label, choice.method.version, config_json(choice.config)]
-    )
+def config_hash(task: Task, choice: MethodChoice, precision: str = DEFAULT_PRECISION) -> str:
+    """Identifies a run's full configuration (task and method, with versions, and the
+    precision, which enters only where it is not the default: float32 hashes are those
+    of the stores written before precision was a parameter)."""
+    parts = [task.label, task.version, choice.label, choice.method.version, config_json(choice.config)]
+    text = json.dumps(parts if precision == DEFAULT_PRECISION else [*parts, precision])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -109,7 +111,7 @@ def compile_fit(task: Task, choice: MethodChoice, data, key):
 
 def run_base(task: Task, choice: MethodChoice, device: jax.Device) -> dict:
     """The metadata every row of a run carries: what ran, where, and with which code
-    (``kind``: ``run``, a benchmark run; SBC sets ``sbc``)."""
+    (``kind``: ``run``, a benchmark run; SBC sets ``sbc``; ``precision``: what JAX computes in)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "run",
@@ -120,7 +122,8 @@ def run_base(task: Task, choice: MethodChoice, device: jax.Device) -> dict:
         "method_version": choice.method.version,
         "label": choice.label,
         "config": config_json(choice.config),
-        "config_hash": config_hash(task, choice),
+        "config_hash": config_hash(task, choice, current_precision()),
+        "precision": current_precision(),
         "device": environment.describe_device(device),
         "git_commit": environment.git_commit(),
         "host": environment.host(),

@@ -36,7 +36,9 @@ beside the first.
 
 Schema versions: 1 had no ``kind`` column; its SBC runs are recognized by their rows
 (an ``sbc_*`` metric or a per-parameter ``METHOD::PARAM`` label), so a version-1 SBC run
-that failed before its first metric reads as a benchmark run.
+that failed before its first metric reads as a benchmark run. 1 and 2 had no
+``precision`` column (:mod:`vibench.harness.precision`): every run then was float32.
+The side tables carry no precision: they join their runs by ``run_id``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 METRICS_SCHEMA = pa.schema(
     [
@@ -78,6 +80,7 @@ METRICS_SCHEMA = pa.schema(
         ("error", pa.string()),
         ("stop_reason", pa.string()),
         ("device", pa.string()),
+        ("precision", pa.string()),
         ("git_commit", pa.string()),
         ("host", pa.string()),
         ("versions", pa.string()),
@@ -123,9 +126,11 @@ TRACES_DIR = "_traces"
 SBC_DIR = "_sbc"
 DRAWS_DIR = "_draws"
 REFERENCE_DIR = "_reference"
-ADDED_COLUMNS = ("kind",)
+ADDED_COLUMNS = ("kind", "precision")
 """Columns of :data:`METRICS_SCHEMA` that files of older schema versions lack (migrated
 on reading); a metrics file must hold every other column."""
+PRECISION_BEFORE_SCHEMA_3 = "float32"
+"""The precision of runs written before schema 3 (which had no ``precision`` column)."""
 MESSAGE_CHARS = 200
 
 
@@ -270,6 +275,7 @@ def read_metrics(out: Path) -> pd.DataFrame:
         sbc_rows = metric.startswith("sbc_", na=False) | label.contains("::", regex=False, na=False)
         sbc_runs = table["run_id"].isin(set(table.loc[sbc_rows, "run_id"]))
         table.loc[unknown, "kind"] = np.where(sbc_runs[unknown], "sbc", "run")
+    table["precision"] = table["precision"].fillna(PRECISION_BEFORE_SCHEMA_3)
     return table
 
 

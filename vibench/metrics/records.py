@@ -132,6 +132,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("time_compile_s", "compile time (s)", LOWER, "s"),
     Metric("grad_evals", "gradient evaluations", LOWER),
     Metric("steps", "steps"),
+    # MCMC diagnostics (vibench.methods._mcmc), titled but not ranked: no best among methods.
+    Metric("divergences", "divergent transitions after warm-up"),
+    Metric("rhat_max", "R̂ (worst coordinate)"),
 )
 """Every known metric, in display order; a metric not listed (a method's own diagnostic,
 an SBC p-value) is shown after these, by its name, with no best."""

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vibench.harness.precision import DEFAULT_PRECISION, PRECISIONS, set_precision
 from vibench.registry import Registry
 from vibench.spec import SpecError
 
@@ -45,6 +46,9 @@ def add_parser(
                         help="mass matrix adapted in warm-up (default: dense)")
     parser.add_argument("--keep-failed", action="store_true",
                         help="write the reference even if it misses a criterion, marked passed: false")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help=f"precision the task is built in (default {DEFAULT_PRECISION}: the runs' "
+                        "default); the chains run in float64 either way, and the provenance says both")
     return parser
 
 
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace, registry: Registry) -> int:
     try:
         _check_options(args)
         registry.task_family(args.task)
+        set_precision(args.precision)  # before anything is traced
         from vibench.reference.artifact import write_reference
         from vibench.reference.make import make_reference
         from vibench.reference.summary import CriteriaError

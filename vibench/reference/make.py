@@ -6,7 +6,9 @@ warm-up) on the task's flat unconstrained log density, compiled once. They run i
 float64: JAX's x64 mode is switched on by a context manager for this run only
 (``jax.enable_x64``), so the rest of the process keeps its precision. The task's own
 constant arrays keep the precision they were built with (float32 by default): the
-chains then sample that model, evaluated in float64.
+chains then sample that model, evaluated in float64. The provenance records both:
+``precision``, the chains', and ``task_precision``, the task build's (``vibench
+reference --precision``).
 
 The defaults (4 chains × 2500 draws after 1000 warm-up iterations, a dense mass
 matrix) give posteriordb's 10 000 draws; the run is judged by
@@ -27,6 +29,7 @@ import numpy as np
 
 from vibench.core import Task
 from vibench.harness.environment import git_commit, versions_json
+from vibench.harness.precision import current_precision
 from vibench.logdensity import derive_logdensity
 from vibench.methods._mcmc import run_chains
 from vibench.methods.mcmc import NUTSConfig
@@ -63,6 +66,7 @@ def make_reference(
         max_tree_depth=max_tree_depth,
         dense_mass=dense_mass,
     )
+    task_precision = current_precision()  # what the task was built in: this process's precision
     with jax.enable_x64(True):
         logdensity = derive_logdensity(task)
         start = logdensity.init
@@ -92,6 +96,7 @@ def make_reference(
         "target_accept": target_accept,
         "max_tree_depth": max_tree_depth,
         "precision": str(values.dtype),
+        "task_precision": task_precision,
         "accept_prob": accept_prob,
         "divergences": divergences,
         "grad_evals": grad_evals,

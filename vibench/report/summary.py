@@ -1,13 +1,14 @@
 """The numbers a report or paper table shows: results loaded, runs deduplicated, metrics
 aggregated over seeds, each with the direction in which it is better.
 
-A run is identified by :data:`RUN_IDENTITY` (task label, method label, seed, device).
-When the store holds runs with the same identity more than once (a rerun), the latest
-counts. Runs that differ only by device are different runs: a method label run on more
-than one device is shown as one *entry* per device, ``LABEL (DEVICE)``, and the entries
-are aggregated, ranked and tabulated apart. SBC runs (``kind`` ``sbc``, failed ones
-included) are kept apart from the benchmark runs (``kind`` ``run``); their ranks are in
-``sbc_ranks``.
+A run is identified by :data:`RUN_IDENTITY` (task label, method label, seed, device,
+precision). When the store holds runs with the same identity more than once (a rerun),
+the latest counts. Runs that differ only by device are different runs: a method label
+run on more than one device is shown as one *entry* per device, ``LABEL (DEVICE)``, and
+the entries are aggregated, ranked and tabulated apart; so are runs in another precision
+than the default float32, whose entries always say it: ``LABEL (float64)``, ``LABEL
+(DEVICE, float64)``. SBC runs (``kind`` ``sbc``, failed ones included) are kept apart
+from the benchmark runs (``kind`` ``run``); their ranks are in ``sbc_ranks``.
 
 Aggregation is over a task × entry's ``ok`` runs: the mean over seeds, and its
 standard error, the standard deviation over seeds over √n — with one seed, the
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vibench.harness.precision import DEFAULT_PRECISION
 from vibench.harness.store import NotResultsError, read_draws, read_metrics, read_reference_draws, read_traces
 from vibench.metrics.records import HIDDEN, HIGHER, direction, metric_order
 from vibench.sbc.records import PARAM_SEPARATOR, read_sbc
@@ -40,9 +42,9 @@ importance-sampling estimate it makes untrustworthy."""
 
 KHAT_UNRELIABLE = 2.0
 
-RUN_IDENTITY: tuple[str, ...] = ("task_label", "label", "seed", "device")
+RUN_IDENTITY: tuple[str, ...] = ("task_label", "label", "seed", "device", "precision")
 """The columns identifying a run: of several runs equal in all of them, the latest counts.
-A column added here (a precision, say) keeps runs that differ in it apart everywhere."""
+A column added here keeps runs that differ in it apart everywhere."""
 QUALIFIERS: tuple[str, ...] = tuple(c for c in RUN_IDENTITY if c not in ("task_label", "label", "seed"))
 """The identity columns beyond task, label and seed: what an entry's name adds to its label."""
 SEPARATION = 2.0
@@ -52,7 +54,7 @@ BEST, TIE = "best", "tie"
 
 RUN_COLUMNS = (
     "run_id", "kind", "task", "task_label", "task_version", "method", "method_version", "label", "entry",
-    "config", "seed", "status", "error", "stop_reason", "device", "git_commit", "host",
+    "config", "seed", "status", "error", "stop_reason", "device", "precision", "git_commit", "host",
     "versions", "timestamp",
 )
 
@@ -138,14 +140,16 @@ def _latest(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _entries(runs: pd.DataFrame) -> dict[str, str]:
-    """``{run_id: entry}``: the run's label, qualified by its :data:`QUALIFIERS` when runs
-    of that label (and kind) differ in them."""
+    """``{run_id: entry}``: the run's label, qualified by each of its :data:`QUALIFIERS`
+    in which runs of that label (and kind) differ, and by its precision wherever that is
+    not the default."""
     entries = {}
     for _, group in runs.groupby(["kind", "label"], sort=False):
-        qualifiers = group[list(QUALIFIERS)].astype(str).agg(", ".join, axis=1)
-        several = qualifiers.nunique() > 1
-        for run_id, label, qualifier in zip(group["run_id"], group["label"], qualifiers):
-            entries[run_id] = f"{label} ({qualifier})" if several else label
+        shown = [c for c in QUALIFIERS if c != "precision" and group[c].nunique() > 1]
+        columns = ["run_id", "label", "precision", *shown]
+        for run_id, label, precision, *values in group[columns].itertuples(index=False):
+            parts = [str(v) for v in values] + ([precision] if precision != DEFAULT_PRECISION else [])
+            entries[run_id] = f"{label} ({', '.join(parts)})" if parts else label
     return entries
 
 
