@@ -75,8 +75,8 @@ def _expected_log_lik(q: Posterior, x: Array, e_logdet: Array) -> Array:
     """E_q[ln N(x_n | μ_k, Λ_k⁻¹)] (n, K) (10.64)."""
     d = x.shape[-1]
     resid = x[:, None, :] - q.m[None]  # (n, K, d)
-    solved = jnp.linalg.solve(q.w_inv[None], resid[..., None])[..., 0]
-    maha = d / q.beta + q.nu * jnp.sum(resid * solved, -1)
+    w = jnp.linalg.inv(q.w_inv)  # K small inverses, not n·K solves
+    maha = d / q.beta + q.nu * jnp.einsum("nki,kij,nkj->nk", resid, w, resid)
     return 0.5 * (e_logdet - d * math.log(2 * math.pi) - maha)
 
 

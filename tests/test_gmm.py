@@ -191,7 +191,7 @@ def test_cavi_supports_only_mixtures():
 def test_bad_parameters_are_one_line_errors():
     for spec, words in (
         ("gmm[data=iris,d=5]", "at most 4"),
-        ("gmm[data=iris,n=100,n_test=100]", "n + n_test <= 150"),
+        ("gmm[data=iris,n=100,n_test=100]", r"n \+ n_test <= 150"),
         ("gmm[data=iris,separation=2]", "simulated only"),
         ("gmm[dof_extra=-1]", "dof_extra"),
         ("gmm[k=7]", "k"),
