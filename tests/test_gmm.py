@@ -204,7 +204,6 @@ def test_bad_parameters_are_one_line_errors():
 def test_nuts_posterior_predictive_matches_the_exact_one(task):
     """NUTS's mean log predictive density of the test points against the enumerated exact
     one, within 4 Monte Carlo standard errors (batch means over the chains' draws)."""
-    from vibench.methods._mcmc import run_chains  # noqa: F401  (NUTS through the registry below)
     from vibench.structure.predictive import Predictive
 
     logdensity = derive_logdensity(task)
