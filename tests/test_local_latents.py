@@ -25,6 +25,7 @@ from vibench.families.gaussian import (
 from vibench.harness.runner import logdensity_of
 from vibench.metrics.estimates import StreamingMoments, draw_moments
 from vibench.metrics.evaluation import DISTANCE_MAX_DIM, Evaluation, bytes_per_draw, chunk_size, evaluate
+from vibench.metrics.importance import pareto_smooth
 from vibench.structure.conjugate import BlockGaussian, gaussian_kl, meanfield_kl_optimum, mvn_log_prob
 
 SMALL_PPCA = "ppca[n=7,d=4,k=3,sigma=0.3]"
@@ -177,3 +178,13 @@ def test_chunks_honour_the_budget_and_large_tasks_skip_distances(registry):
     metrics = evaluate(task, ld, approx, jax.random.key(0), 512, budget=budget)
     assert "w1_mean" not in metrics and "mmd" not in metrics
     assert metrics["kl"].value == pytest.approx(task.reference.log_evidence - task.reference.meanfield_elbo, abs=1e-2)
+
+
+def test_ratios_within_float32_rounding_of_a_large_log_joint_have_no_tail():
+    # An exact q on ppca[n=50000]: log w = log p(x) ≈ −3.3e5 exactly, stored in float32
+    # (ulp 0.03 nats), so the ratios differ by a few ulps only: no tail to fit. The same
+    # spread about −50 is real variation (0.06 ≫ 8 ulps = 5e-5) and is fitted.
+    rng = np.random.default_rng(0)
+    ulps = rng.integers(-1, 2, 4096) * np.spacing(np.float32(3.3e5))
+    assert pareto_smooth(np.float32(-3.3e5) + ulps.astype(np.float64)).khat is None
+    assert pareto_smooth(-50.0 + rng.normal(0, 0.02, 4096)).khat is not None

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 FINITE_VARIANCE_KHAT = 0.5
 RATIO_RESOLUTION = 1e-3
+ROUNDING_ULPS = 8
 
 
 class PSIS(NamedTuple):
@@ -65,13 +66,16 @@ def khat_threshold(draws: int) -> float:
 def pareto_smooth(log_weights: np.ndarray) -> PSIS:
     """PSIS of independent draws' log ratios via ``az.psislw(log_weights, reff=1.0)``.
 
-    Ratios that all agree within ``RATIO_RESOLUTION`` nats (q ∝ p to working
+    Ratios that all agree within ``RATIO_RESOLUTION`` nats, or within ``ROUNDING_ULPS``
+    float32 units in the last place of their magnitude (a log joint of 3·10⁵ nats, as
+    ppca[n=50000]'s, is stored to 0.03 nats), whichever is larger (q ∝ p to working
     precision, e.g. an exact posterior: float32 rounding of log p(x, z) ~ 10³ is
     ~10⁻⁴) have no tail to fit; ArviZ would fit their rounding ties (k-hat = ∞ or a
     meaningless negative value). They are bounded, so plain normalized weights are used
     and k-hat is None.
     """
-    if np.ptp(log_weights) < RATIO_RESOLUTION:
+    rounding = ROUNDING_ULPS * float(np.finfo(np.float32).eps) * float(np.max(np.abs(log_weights)))
+    if np.ptp(log_weights) < max(RATIO_RESOLUTION, rounding):
         return PSIS(log_weights - logsumexp(log_weights), None, log_weights.size)
     with np.errstate(over="ignore"):  # ArviZ's GPD fit drops candidates whose weight overflows
         smoothed, khat = az.psislw(log_weights, reff=1.0)
