@@ -18,7 +18,7 @@ from vibench.families.generative import Architecture, DeepGenerativeFamily, Para
 from vibench.methods.vae import VAEConfig
 from vibench.structure.generative import DeepGenerative
 
-ADAM = dict(b1=0.9, b2=0.999, eps=1e-4)
+ADAM = {"b1": 0.9, "b2": 0.999, "eps": 1e-4}
 """Burda et al.'s Adam settings."""
 BURDA_STAGES = 8
 

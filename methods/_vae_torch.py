@@ -9,6 +9,7 @@ on a GPU. Importing this module needs the ``torch`` extra.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -30,7 +31,7 @@ def from_jax(x: jax.Array) -> torch.Tensor:
 
 
 def mlp_layers(sizes: list[int], device) -> torch.nn.ModuleList:
-    layers = torch.nn.ModuleList(torch.nn.Linear(a, b, device=device) for a, b in zip(sizes[:-1], sizes[1:]))
+    layers = torch.nn.ModuleList(torch.nn.Linear(a, b, device=device) for a, b in itertools.pairwise(sizes))
     for layer in layers:
         torch.nn.init.xavier_uniform_(layer.weight)
         torch.nn.init.zeros_(layer.bias)
