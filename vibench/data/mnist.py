@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vibench.data.files import CACHE, data_roots, download as download_file, locate
+from vibench.data.files import CACHE, data_roots, locate
+from vibench.data.files import download as download_file
 
 COLLECTION = "binarized_mnist"
 SPLITS = ("train", "valid", "test")
