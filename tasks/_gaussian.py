@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -13,8 +14,9 @@ from vibench.tasks.gaussian import VERSION, GaussianParams
 
 
 def build(p: GaussianParams) -> Task:
-    mean = jnp.linspace(-1.0, 1.0, p.dim) if p.dim > 1 else jnp.zeros(1)
-    cov = (1 - p.rho) * jnp.eye(p.dim) + p.rho * jnp.ones((p.dim, p.dim))
+    # float64 NumPy: the exact parameters, taken in the run's precision by the model
+    mean = np.linspace(-1.0, 1.0, p.dim) if p.dim > 1 else np.zeros(1)
+    cov = (1 - p.rho) * np.eye(p.dim) + p.rho * np.ones((p.dim, p.dim))
     target = dist.MultivariateNormal(mean, covariance_matrix=cov)
 
     def model(data: Data) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
 from vibench.core import Data, ModelFn, Task
+from vibench.harness.precision import in_float32, in_float64
 from vibench.structure.conjugate import ConjugateGaussian, gaussian_reference
 from vibench.structure.minibatch import MinibatchConjugate, Subsample
 from vibench.structure.predictive import Predictive
@@ -49,14 +52,26 @@ def predictive(sigma: float, mean: jax.Array, cov: jax.Array) -> Predictive:
 
 
 def build(p: LinRegParams) -> Task:
-    if min(p.n, p.d, p.n_test) < 1 or p.sigma <= 0 or p.tau <= 0 or not -1 < p.feature_rho < 1:
-        raise ValueError(
-            "linreg needs n, d, n_test >= 1, sigma > 0, tau > 0 and -1 < feature_rho < 1"
-        )
     key_x, key_data = jax.random.split(jax.random.key(p.data_seed))
     key_x_test, key_y_test = jax.random.split(jax.random.fold_in(jax.random.key(p.data_seed), TEST_STREAM))
-    x = design(key_x, p.n, p.d, p.feature_rho)
     sigma, tau = p.sigma, p.tau
+
+    def simulate_at(x: jax.Array, key: jax.Array) -> tuple[dict[str, jax.Array], Data]:
+        key_beta, key_y = jax.random.split(key)
+        beta = tau * jax.random.normal(key_beta, (p.d,))
+        y = x @ beta + sigma * jax.random.normal(key_y, (p.n,))
+        return {"beta": beta}, {"y": y}
+
+    def draw() -> tuple[jax.Array, Data, jax.Array, jax.Array]:
+        """The design, the data, and the test split (from the same true coefficients)."""
+        x = design(key_x, p.n, p.d, p.feature_rho)
+        truth, data = simulate_at(x, key_data)
+        x_test = design(key_x_test, p.n_test, p.d, p.feature_rho)
+        y_test = x_test @ truth["beta"] + sigma * jax.random.normal(key_y_test, (p.n_test,))
+        return x, data, x_test, y_test
+
+    x, data, x_test, y_test = in_float32(jax.jit(draw))  # the same numbers in both precisions
+    simulate = partial(simulate_at, x)
 
     def model_of(rows: jax.Array) -> ModelFn:
         """The model of the observations ``data["y"]`` at the design rows ``rows``."""
@@ -69,12 +84,6 @@ def build(p: LinRegParams) -> Task:
 
     model = model_of(x)
 
-    def simulate(key: jax.Array) -> tuple[dict[str, jax.Array], Data]:
-        key_beta, key_y = jax.random.split(key)
-        beta = tau * jax.random.normal(key_beta, (p.d,))
-        y = x @ beta + sigma * jax.random.normal(key_y, (p.n,))
-        return {"beta": beta}, {"y": y}
-
     def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
         precision = x.T @ x / sigma**2 + jnp.eye(p.d) / tau**2
         return precision, x.T @ data["y"] / sigma**2
@@ -86,15 +95,13 @@ def build(p: LinRegParams) -> Task:
     subsample = Subsample(size=p.n, per_datum=("y",), restrict=lambda index: model_of(x[index]))
     prior = (jnp.eye(p.d) / tau**2, jnp.zeros(p.d))
     conjugate = ConjugateGaussian(natural_params)
-    truth, data = jax.jit(simulate)(key_data)
-    x_test = design(key_x_test, p.n_test, p.d, p.feature_rho)
-    y_test = x_test @ truth["beta"] + sigma * jax.random.normal(key_y_test, (p.n_test,))
+
 
     @jax.jit  # one compilation instead of one per eager operation
     def exact(data: Data) -> tuple[jax.Array, jax.Array, jax.Array]:
         return *conjugate.posterior(data), log_evidence(x, data["y"], sigma, tau)
 
-    mean, cov, evidence = exact(data)
+    mean, cov, evidence = in_float64(exact, data)  # the truth, in float64
     reference = gaussian_reference(
         mean,
         cov,

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vibench.compare.pairing import KEY, pair_keys
-from vibench.harness.precision import FLOAT32_EPS, current_precision, precision_scope, with_float64_truth
+from vibench.harness.precision import FLOAT32_EPS, current_precision, precision_scope
 from vibench.harness.store import METRICS_SCHEMA, read_metrics
 from vibench.registry import discover
 from vibench.report.summary import load_results
@@ -116,24 +116,29 @@ def test_a_bad_precision_is_refused_before_jax():
     assert done.returncode == 2 and "float32" in done.stderr and "float64" in done.stderr
 
 
-def test_float32_runs_get_float64_closed_forms_where_the_data_agree():
-    """``gaussian`` has no random data: the float64 build's best mean-field ELBO is the
-    closed form −½(Σ log P_ii + log det Σ) for Σ = (1 − ρ)I + ρ11ᵀ, to float64 accuracy;
-    ``linreg``'s data come from JAX's random stream, which x64 changes: its float32
-    closed forms are kept, and the provenance says so."""
+def test_closed_forms_are_float64_and_the_data_one_set_in_both_precisions():
+    """Closed forms are computed in float64 whatever the run's precision: ``gaussian``'s best
+    mean-field ELBO is −½(Σ log P_ii + log det Σ) for Σ = (1 − ρ)I + ρ11ᵀ to float64
+    accuracy in this float32 process. Tasks make their data in float32 (``in_float32``), so
+    a float64 build of ``linreg`` and ``ppca`` holds the very same data and closed forms."""
     registry = discover(())
     dim, rho = 50, 0.9
-    spec = f"gaussian[dim={dim},rho={rho}]"
-    task = with_float64_truth(registry.task(spec), *registry.task_family(spec))
+    task = registry.task(f"gaussian[dim={dim},rho={rho}]")
     p_ii = (1 - rho / (1 + (dim - 1) * rho)) / (1 - rho)
     log_det = (dim - 1) * math.log(1 - rho) + math.log(1 + (dim - 1) * rho)
     best = -0.5 * (dim * math.log(p_ii) + log_det)
     assert abs(task.reference.meanfield_elbo - best) <= 1e-12 * abs(best)
     assert task.reference.gaussian[1].dtype == np.float64 and "computed in float64" in task.reference.provenance
-
-    linreg = with_float64_truth(registry.task("linreg"), *registry.task_family("linreg"))
-    assert "computed in float32" in linreg.reference.provenance
-    assert current_precision() == "float32"  # the scope left this process as it was
+    for name in ("linreg", "ppca"):
+        family, params = registry.task_family(name)
+        built32 = family.build(params)
+        with precision_scope("float64"):
+            built64 = family.build(params)
+        for key, value in built64.data.items():
+            assert np.array_equal(np.asarray(built32.data[key], np.float64), np.asarray(value))
+        assert built32.reference.log_evidence == built64.reference.log_evidence
+        assert built32.reference.meanfield_elbo == built64.reference.meanfield_elbo
+    assert current_precision() == "float32"  # the scopes left this process as it was
 
 
 def test_row_noise_is_jax_normal_bit_for_bit_in_float64():

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from vibench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, DEFAULT_Z
 from vibench.compare import FORMATS as COMPARE_FORMATS
-from vibench.harness.plan import check_specs
 from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
+from vibench.harness.plan import check_specs
+from vibench.harness.precision import DEFAULT_PRECISION, PRECISIONS, set_precision
 from vibench.metrics.records import METRIC_DRAWS
 from vibench.reference import command as reference
 from vibench.registry import Registry, discover
@@ -58,6 +59,9 @@ def _fitting_parent() -> argparse.ArgumentParser:
                         "one never read it)")
     parent.add_argument("--device", choices=("cpu", "gpu"), default=None,
                         help="where to run (default: JAX's default device)")
+    parent.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help=f"floating-point precision of the task build, fit and metrics (default "
+                        f"{DEFAULT_PRECISION}; closed-form references are computed in float64 either way)")
     return parent
 
 
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"seeds 0..N-1 (default 1, at most {MAX_SEEDS})")
     run.add_argument("--draws", type=int, default=METRIC_DRAWS, metavar="N",
                      help=f"draws from q for the Monte Carlo metrics (default {METRIC_DRAWS})")
+    run.add_argument("--references", type=Path, default=None, metavar="DIR",
+                     help="measure each task against its stored reference in DIR where there is one "
+                     "(made by vibench reference; a stale or corrupt one is refused)")
     run.add_argument("--budget", type=int, default=None, metavar="N",
                      help="give every method at most N gradient evaluations of the log joint "
                      "(equal-cost comparisons; default: each method's own config)")
@@ -269,6 +276,9 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     if args.budget is not None:
         _check_count(args.budget, "--budget", 1, MAX_BUDGET)
     check_out(args.out, args.nested)
+    if args.references is not None and not args.references.is_dir():
+        raise SpecError(f"--references {shorten(str(args.references))!r} is not a directory")
+    set_precision(args.precision)  # before anything is traced
 
     import pandas as pd
 
@@ -278,7 +288,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     from vibench.harness.timings import append_timings
     from vibench.report.console import run_summary
 
-    planned = plan(registry, args.task, args.method, args.budget)
+    planned = plan(registry, args.task, args.method, args.budget, args.references)
     device = _device(args.device)
     frames = []
     pairs = [(task, choice) for task, choices in planned for choice in choices]
@@ -308,6 +318,7 @@ def cmd_sbc(args: argparse.Namespace, registry: Registry) -> int:
     _check_count(args.replicates, "--replicates", MIN_REPLICATES, MAX_SEEDS)
     _check_count(args.draws, "--draws", 1, MAX_DRAWS)
     check_out(args.out, args.nested)
+    set_precision(args.precision)  # before anything is traced
 
     from vibench.harness.plan import plan
     from vibench.sbc.plots import format_summary, save_plots

@@ -7,16 +7,9 @@ precision must not change (a test worker, :mod:`vibench.reference.make`), use th
 scoped :func:`precision_scope` (``jax.enable_x64``) instead.
 
 Closed forms are the truth a run is measured against, so they are computed in float64
-whatever the run's precision. A float64 run builds its task in float64 anyway. A
-float32 run's task is built in float32 (its arrays follow the run), then built again
-in a float64 scope by :func:`with_float64_truth`, whose exact reference numbers
-(``log_evidence``, ``meanfield_elbo``, ``mean``, ``std``, ``gaussian``; stored as float64
-NumPy) replace the float32 ones — provided both builds hold the same data to float32
-rounding. Tasks that draw their data from JAX's random stream (``linreg``, ``ppca``)
-do not: in x64 mode ``jax.random.normal`` draws float64 variates from other bits, so
-the float64 build is another data set, and the float32 reference is kept, its
-provenance saying so. The precision the closed forms were computed in is recorded
-in the reference's provenance either way.
+whatever the run's precision: tasks compute them with :func:`in_float64`. And tasks make
+their data (and the constants of their models) with :func:`in_float32`, so a float32 and
+a float64 run of one task see one data set.
 
 This module imports JAX only inside its functions, so the CLI can name
 :data:`PRECISIONS` without loading it.
@@ -25,20 +18,12 @@ This module imports JAX only inside its functions, so the CLI can name
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from vibench.core import Task
-    from vibench.declarations import TaskFamily
+from typing import Any
 
 PRECISIONS: tuple[str, ...] = ("float32", "float64")
 DEFAULT_PRECISION = "float32"
 FLOAT32_EPS = 2.0**-23
 """float32's machine epsilon (about 1.19e-7): its relative resolution."""
-SAME_DATA_ULPS = 8
-"""Two builds hold the same data when each value agrees within this many float32 ulps
-of the largest magnitude (a float32 build's derived data carry a few roundings)."""
 
 
 def check_precision(precision: str) -> str:
@@ -71,57 +56,34 @@ def precision_scope(precision: str) -> AbstractContextManager:
     return jax.enable_x64(check_precision(precision) == "float64")
 
 
-def _leaves(tree: Any) -> list:
+def in_float32(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` computed in float32 whatever the process's precision, its floating
+    outputs held exactly as float64 NumPy: how tasks make their data and the constants
+    of their models, so a float32 and a float64 run of one task see the same numbers (in
+    x64 mode ``jax.random.normal`` draws other variates, and arithmetic rounds
+    differently). A float32 run takes them in float32 unchanged; a float64 run, and
+    :func:`in_float64`'s closed forms, use them in float64."""
     import jax
     import numpy as np
 
-    return [np.asarray(leaf, np.float64) for leaf in jax.tree.leaves(tree)]
+    with jax.enable_x64(False):
+        out = fn(*args)
+    return jax.tree.map(
+        lambda leaf: np.asarray(leaf, np.float64) if np.issubdtype(leaf.dtype, np.floating) else leaf, out
+    )
 
 
-def same_data(task: Task, other: Task) -> bool:
-    """Whether ``task`` and ``other`` hold the same data and held-out data, to float32
-    rounding (:data:`SAME_DATA_ULPS`)."""
+def in_float64(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` computed in float64 whatever the process's precision, floating inputs
+    promoted to float64 and every output returned as float64 NumPy: how tasks compute
+    their closed forms (constants ``fn`` closes over keep their values, promoted in use)."""
     import jax
     import numpy as np
 
-    for a, b in ((task.data, other.data), (task.held_out, other.held_out)):
-        if jax.tree.structure(a) != jax.tree.structure(b):
-            return False
-        for x, y in zip(_leaves(a), _leaves(b)):
-            if x.shape != y.shape:
-                return False
-            scale = float(np.max(np.abs(x), initial=0.0))
-            if not np.all(np.abs(x - y) <= SAME_DATA_ULPS * FLOAT32_EPS * max(scale, np.finfo(np.float32).tiny)):
-                return False
-    return True
+    def promote(leaf: Any) -> Any:
+        array = np.asarray(leaf)
+        return array.astype(np.float64) if np.issubdtype(array.dtype, np.floating) else leaf
 
-
-def with_float64_truth(task: Task, family: TaskFamily, params: Any) -> Task:
-    """``task`` with its exact reference numbers computed in float64 (see the module
-    docstring); a task built in float64 is returned as it is, its provenance marked."""
-    import numpy as np
-
-    reference = task.reference
-    if current_precision() == "float64":
-        return replace(task, reference=replace(reference, provenance=f"{reference.provenance}; computed in float64"))
-    with precision_scope("float64"):
-        truth = family.build(params)
-        ref64 = truth.reference
-        if not same_data(task, truth):
-            why = "computed in float32 (a float64 build draws other data from JAX's random stream)"
-            return replace(task, reference=replace(reference, provenance=f"{reference.provenance}; {why}"))
-
-        def f64(value: Any) -> Any:
-            return None if value is None else np.asarray(value, np.float64)
-
-        numbers = {
-            "log_evidence": None if ref64.log_evidence is None else float(ref64.log_evidence),
-            "meanfield_elbo": None if ref64.meanfield_elbo is None else float(ref64.meanfield_elbo),
-            "gaussian": None if ref64.gaussian is None else tuple(f64(part) for part in ref64.gaussian),
-        }
-        if reference.exact and ref64.exact:  # Monte Carlo moments are draws of the run's, kept
-            numbers.update(mean=f64(ref64.mean), std=f64(ref64.std))
-    # Samplers, log densities and Monte Carlo fields stay the run's.
-    kept = {k: v for k, v in numbers.items() if v is not None and getattr(reference, k) is not None}
-    provenance = f"{reference.provenance}; exact numbers computed in float64, the run in float32"
-    return replace(task, reference=replace(reference, provenance=provenance, **kept))
+    with jax.enable_x64(True):
+        out = fn(*jax.tree.map(promote, args))
+        return jax.tree.map(lambda leaf: np.asarray(leaf, np.float64), out)

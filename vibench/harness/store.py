@@ -19,7 +19,7 @@ discovery skips too), read the same way (only their own ``*.parquet`` files, an
 unreadable one skipped with a warning):
 
 - ``DIR/_traces/``: objective traces (:data:`TRACES_SCHEMA`);
-- ``DIR/_sbc/``: SBC ranks (:data:`vibench.sbc.SBC_SCHEMA`);
+- ``DIR/_sbc/``: SBC ranks (:data:`vibench.sbc.records.SBC_SCHEMA`);
 - ``DIR/_draws/``: draws of each benchmark run's fitted approximation
   (:data:`DRAWS_SCHEMA`), for tasks of at most :data:`vibench.harness.DRAWS_STORED_MAX_DIM` dimensions
   only, at most :data:`vibench.harness.DRAWS_STORED` a run: enough to plot, small to keep;

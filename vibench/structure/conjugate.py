@@ -19,8 +19,10 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 
 from vibench.core import Array, Data, Reference
+from vibench.harness.precision import in_float64
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,17 +83,22 @@ def _gaussian_summary(cov: Array) -> tuple[Array, Array, Array]:
 
 
 def gaussian_reference(mean: Array, cov: Array, log_evidence: float, provenance: str) -> Reference:
-    """An exact :class:`Reference` for a Gaussian posterior with a known evidence."""
-    chol, std, meanfield_kl = _gaussian_summary(cov)
+    """An exact :class:`Reference` for a Gaussian posterior with a known evidence, its
+    numbers (Cholesky factor, sds, the mean-field optimum) computed in float64 whatever
+    the run's precision (:func:`vibench.harness.precision.in_float64`); the sampler and
+    log density compute in the run's."""
+    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    chol, std, meanfield_kl = in_float64(_gaussian_summary, cov)
+    mean_run, chol_run = jnp.asarray(mean), jnp.asarray(chol)
 
     def sample(key: jax.Array, n: int) -> Array:
-        return mean + jax.random.normal(key, (n, mean.shape[0]), dtype=mean.dtype) @ chol.T
+        return mean_run + jax.random.normal(key, (n, mean_run.shape[0]), dtype=mean_run.dtype) @ chol_run.T
 
     def log_prob(z: Array) -> Array:
-        return mvn_log_prob(z, mean, chol)
+        return mvn_log_prob(z, mean_run, chol_run)
 
     return Reference(
-        provenance=provenance,
+        provenance=f"{provenance}; computed in float64",
         log_evidence=float(log_evidence),
         mean=mean,
         std=std,
@@ -205,13 +212,13 @@ def block_reference(
         precision, _ = structure.blocks(data)
         return structure.posterior(data), block_meanfield_kl_optimum(precision)
 
-    (mean, chol), meanfield_kl = summary(data)
-    posterior = BlockPosterior(mean, chol)
+    (mean, chol), meanfield_kl = in_float64(summary, data)  # the truth, in float64
+    posterior = BlockPosterior(jnp.asarray(mean), jnp.asarray(chol))
     return Reference(
-        provenance=provenance,
+        provenance=f"{provenance}; computed in float64",
         log_evidence=float(log_evidence),
         mean=mean.reshape(-1),
-        std=posterior.std(),
+        std=in_float64(lambda m, c: BlockPosterior(m, c).std(), mean, chol),
         sample=posterior.sample,
         log_prob=posterior.log_prob,
         blocks=posterior,
