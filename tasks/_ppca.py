@@ -35,9 +35,9 @@ def build(p: PPCAParams) -> Task:
     def draw() -> tuple[jax.Array, jax.Array, Data]:
         """The loadings W, offsets b and data x."""
         w, b = jax.random.normal(key_w, (p.d, p.k)), jax.random.normal(key_b, (p.d,))
-        return w, b, simulate_with(w, b, key_data)[1]
+        return w, b, jax.jit(partial(simulate_with, w, b))(key_data)[1]
 
-    w, b, data = in_float32(jax.jit(draw))  # the same numbers in both precisions
+    w, b, data = in_float32(draw)  # the same numbers in both precisions
     simulate = partial(simulate_with, w, b)
 
     def model(data: Data) -> None:
