@@ -342,7 +342,7 @@ def build(p: GMMParams) -> Task:
                 return jnp.asarray(log_pred)
             return jnp.asarray(enumerate_exact(mix, data["x"], test["x"])[1])
 
-        tags = {"exact", "conjugate", "multimodal", "mixture"}
+        tags = {"exact-evidence", "conjugate", "multimodal", "mixture"}  # moments: exact draws, with MC error
     else:
         reference = Reference(
             provenance="none: no closed form beyond k^n = 3^12 assignments; make a stored NUTS reference with "

@@ -1,6 +1,13 @@
-"""Shared fixtures: the registry, and a fitted-approximation helper that compiles once."""
+"""Shared fixtures: the registry, and a fitted-approximation helper that compiles once.
+
+Real-data tasks (uci, mnist, lda's Lee corpus) read the data copies beside the
+repository (``../shared/data``) when present, through ``VIBENCH_DATA`` (unless it is set
+already); without them, the tests that need those files skip."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -12,6 +19,19 @@ from vibench.registry import Registry, discover
 from vibench.structure.modes import Modes
 
 MODE_DRAWS = 4096
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("VIBENCH_DATA", str(SHARED_DATA))
+
+
+def task_or_skip(registry: Registry, spec: str):
+    """The task ``spec``, or a skip when it reads data files this machine does not have."""
+    from vibench.data.files import DataFileError
+
+    try:
+        return registry.task(spec)
+    except DataFileError as err:
+        pytest.skip(f"{spec}: {err}")
 
 
 @pytest.fixture(scope="session")

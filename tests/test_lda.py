@@ -12,6 +12,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA
 from numpyro.distributions.transforms import StickBreakingTransform
 
 from vibench.cli import main
@@ -19,10 +20,17 @@ from vibench.data.corpora import LEE_FILE, lee_documents, lee_path
 from vibench.data.files import DataFileError
 from vibench.families.dirichlet import DirichletProduct
 from vibench.logdensity import derive_logdensity
-from vibench.structure.topics import Corpus, CorpusError, bag, completion_loglik, pack, per_word, topic_recovery
+from vibench.structure.topics import (
+    Corpus,
+    CorpusError,
+    bag,
+    completion_loglik,
+    pack,
+    per_word,
+    topic_recovery,
+)
 
 SPEC = "lda[docs=100,vocab=30,topics=3,doc_length=40,test_docs=40]"
-SHARED_DATA = "/work/shared/data"
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from numpy.polynomial.hermite_e import hermegauss
 
 from vibench.data import files
@@ -84,9 +85,9 @@ def test_altered_file_is_refused_not_read(tmp_path, monkeypatch):
         mnist_data.load("training", tmp_path)
 
 
-@pytest.mark.skipif(not (files.Path("/work/shared/data/binarized_mnist").is_dir()), reason="no local MNIST copy")
+@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(), reason="no local MNIST copy")
 def test_real_test_file_loads_verified():
-    images = mnist_data.load("test", "/work/shared/data")
+    images = mnist_data.load("test", SHARED_DATA)
     assert images.shape == (10_000, 784) and set(np.unique(images)) == {0, 1}
 
 

@@ -39,10 +39,9 @@ from vibench.harness.runner import logdensity_of
 from vibench.harness.store import read_metrics
 from vibench.logdensity import derive_logdensity
 from vibench.registry import MethodChoice
-from vibench.sbc import uniformity
+from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES, uniformity
 from vibench.sbc.plots import ecdf_difference_figure, rank_histogram_figure, save_plots
 from vibench.sbc.ranks import break_ties, param_names, rank_counts, thin
-from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES
 from vibench.sbc.records import SBC_SCHEMA, read_sbc, split_label, write_sbc
 from vibench.sbc.run import run_sbc
 from vibench.structure.conjugate import ConjugateGaussian

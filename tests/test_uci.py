@@ -22,8 +22,8 @@ from vibench.data.uci_sha256 import SHA256
 from vibench.families.gaussian import MeanField
 from vibench.harness.store import METRICS_SCHEMA
 from vibench.logdensity import derive_logdensity
-from vibench.metrics.evaluation import Evaluation
 from vibench.metrics import reference_predictive
+from vibench.metrics.evaluation import Evaluation
 from vibench.metrics.predictive import pointwise_predictions
 from vibench.metrics.records import COMPUTED
 from vibench.registry import discover

@@ -49,8 +49,16 @@ def resolve(fn: Any) -> Any:
     return fn.resolve() if isinstance(fn, Deferred) else fn
 
 
+LEARNED_MODEL = "generative"
+"""The tag of a task whose model's own parameters are learned with q (a deep generative
+model such as a VAE): it has no fixed posterior to approximate."""
+
+
 def any_task(task: Task) -> tuple[bool, str]:
-    """The ``supports`` of a method that runs on every task (it needs only the log joint)."""
+    """The ``supports`` of a method that needs only the log joint: every task with a fixed
+    posterior (not one tagged :data:`LEARNED_MODEL`)."""
+    if LEARNED_MODEL in task.tags:
+        return False, "the task's model is learned with q (a deep generative model): no fixed posterior"
     return True, ""
 
 
