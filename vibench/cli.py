@@ -5,8 +5,9 @@ Every name, SPEC, number and output folder is checked before anything runs or is
 written: a bad one is a one-line error naming the valid choices, with exit code 2.
 Names and parameters are checked from the JAX-free declarations first (an answer in a
 fraction of a second); JAX and the fitting code are imported only for a request that
-passed. ``vibench run`` exits 1 when any run ended ``failed`` or ``nan`` (its rows are
-written and the summary lists it), 0 when every run is ok.
+passed. ``vibench run`` exits 1 when any run ended ``failed``, ``nan`` or ``timeout`` (its
+rows are written and the summary lists it), 130 when Ctrl-C stopped it (the runs that
+finished are written), 0 when every run is ok.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ MAX_DRAWS = 2**20
 MAX_BUDGET = 10**12
 MIN_REPLICATES = 10
 MAX_REPEAT = 1000
+MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
 def _plugin_parent() -> argparse.ArgumentParser:
@@ -62,6 +64,9 @@ def _fitting_parent() -> argparse.ArgumentParser:
     parent.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help=f"floating-point precision of the task build, fit and metrics (default "
                         f"{DEFAULT_PRECISION}; closed-form references are computed in float64 either way)")
+    parent.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
+                        help="do not use JAX's persistent compilation cache (default: on, in "
+                        "$XDG_CACHE_HOME/vibench/jax or ~/.cache/vibench/jax)")
     return parent
 
 
@@ -84,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit methods on a task for several seeds; append Parquet results to --out "
         "and print a summary. SPEC is NAME or NAME[key=value,...], e.g. "
         "advi[family=fullrank,steps=5000] or gaussian[dim=50,rho=0.95] (vibench show NAME lists "
-        "the parameters). Exit code 0: every run ok; 1: some run failed or gave NaN (its rows "
-        "are written and listed); 2: bad input, nothing run.",
+        "the parameters). Each run is written as soon as it ends. Exit code 0: every run ok; 1: "
+        "some run failed, gave NaN or timed out (its rows are written and listed); 2: bad input, "
+        "nothing run; 130: stopped by Ctrl-C (the first stops after the run in progress, the "
+        "second at once).",
     )
     run.add_argument("--task", required=True, action="append", metavar="SPEC",
                      help="task SPEC (repeatable)")
@@ -104,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeat", type=int, default=1, metavar="R",
                      help="time each seed's compiled fit R times, all timings kept in --out/_timings/ "
                      f"for vibench compare's rank test (default 1, at most {MAX_REPEAT}; time_fit_s is the first)")
+    run.add_argument("--resume", action="store_true",
+                     help="skip the runs (config hash and seed) already stored ok in --out; failed, NaN "
+                     "and timed-out runs are run again")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="run each task x method pair in a worker process and give its compile and "
+                     "each seed's run at most SECONDS: past it the worker is killed and the run is a "
+                     "timeout row (default: no limit, everything in this process)")
 
     sbc = commands.add_parser(
         "sbc",
@@ -275,42 +289,81 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
     _check_count(args.repeat, "--repeat", 1, MAX_REPEAT)
     if args.budget is not None:
         _check_count(args.budget, "--budget", 1, MAX_BUDGET)
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT:
+        raise SpecError(f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT}; got {args.timeout:g}")
     check_out(args.out, args.nested)
     if args.references is not None and not args.references.is_dir():
         raise SpecError(f"--references {shorten(str(args.references))!r} is not a directory")
+    if args.timeout is not None:  # the supervisor and its worker share a GPU: neither takes it all
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     set_precision(args.precision)  # before anything is traced
+    cache = _compile_cache(args.compile_cache)
 
     import pandas as pd
 
+    from vibench.harness.executor import Isolated, Settings, completed_runs, plan_jobs, run_in_process
     from vibench.harness.plan import plan
-    from vibench.harness.runner import reference_draws, run_pair
+    from vibench.harness.runner import reference_draws
     from vibench.harness.store import append_reference_draws, append_runs, skipped_files_as_lines
     from vibench.harness.timings import append_timings
     from vibench.report.console import run_summary
 
     planned = plan(registry, args.task, args.method, args.budget, args.references)
     device = _device(args.device)
-    frames = []
     pairs = [(task, choice) for task, choices in planned for choice in choices]
-    for done, (task, choice) in enumerate(pairs, 1):
-        print(f"[{done}/{len(pairs)}] {task.label} / {choice.label} ({args.seeds} seed(s)) ...",
-              file=sys.stderr)
-        outcomes = run_pair(task, choice, list(range(args.seeds)), device, args.draws, args.repeat)
-        rows = [row for o in outcomes for row in o.rows]
-        append_runs(args.out, rows, [t for o in outcomes for t in o.traces], [d for o in outcomes for d in o.draws])
-        append_timings(args.out, [t for o in outcomes for t in o.timings])
-        frames.append(pd.DataFrame(rows))
-    with skipped_files_as_lines():  # a corrupt stored reference file: one warning line
-        for task in dict.fromkeys(task for task, _ in pairs):
-            if reference := reference_draws(task):
-                append_reference_draws(args.out, reference)
+    done = completed_runs(args.out) if args.resume else set()
+    jobs = plan_jobs(pairs, args.seeds, done)
+    if args.resume:
+        skipped = len(pairs) * args.seeds - sum(len(job.seeds) for job in jobs)
+        print(f"--resume: {skipped} run(s) already stored ok in {args.out}/, skipped", file=sys.stderr)
+    frames = []
+
+    def write(outcome) -> None:  # every run is stored as soon as it ends
+        append_runs(args.out, outcome.rows, outcome.traces, outcome.draws)
+        append_timings(args.out, outcome.timings)
+        frames.append(pd.DataFrame(outcome.rows))
+
+    settings = Settings(
+        plugins=tuple(str(p) for p in args.plugins),
+        references=None if args.references is None else str(args.references),
+        precision=args.precision,
+        device=args.device,
+        n_draws=args.draws,
+        repeat=args.repeat,
+        compile_cache=None if cache is None else str(cache),
+    )
+    if args.timeout is None:
+        interrupted = run_in_process(jobs, device, settings, write)
+    else:
+        interrupted = Isolated(settings, device, args.timeout).run(jobs, write)
+    if not interrupted:
+        with skipped_files_as_lines():  # a corrupt stored reference file: one warning line
+            for task in dict.fromkeys(task for task, _ in pairs):
+                if reference := reference_draws(task):
+                    append_reference_draws(args.out, reference)
+    if not frames:
+        print(f"nothing left to run: every run is stored ok in {args.out}/", file=sys.stderr)
+        return 130 if interrupted else 0
     frame = pd.concat(frames, ignore_index=True)
     print(run_summary(frame))
     unfinished = frame[frame["status"] != "ok"]["run_id"].nunique()
     print(f"results appended to {args.out}/", file=sys.stderr)
     if unfinished:
         print(f"vibench: {unfinished} run(s) did not finish ok (listed above)", file=sys.stderr)
+    if interrupted:
+        print("vibench: interrupted; the runs that finished are written (rerun with --resume to do the rest)",
+              file=sys.stderr)
+        return 130
     return 1 if unfinished else 0
+
+
+def _compile_cache(enabled: bool) -> Path | None:
+    """Turn JAX's persistent compilation cache on (its folder), unless ``enabled`` is false."""
+    if not enabled:
+        return None
+    from vibench.harness.cache import enable_compile_cache
+
+    return enable_compile_cache()
 
 
 def cmd_sbc(args: argparse.Namespace, registry: Registry) -> int:
@@ -319,6 +372,7 @@ def cmd_sbc(args: argparse.Namespace, registry: Registry) -> int:
     _check_count(args.draws, "--draws", 1, MAX_DRAWS)
     check_out(args.out, args.nested)
     set_precision(args.precision)  # before anything is traced
+    _compile_cache(args.compile_cache)
 
     from vibench.harness.plan import plan
     from vibench.sbc.plots import format_summary, save_plots

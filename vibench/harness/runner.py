@@ -1,7 +1,8 @@
 """The harness: fit a method on a task for several seeds, time it, measure it, record it.
 
 Timing: the fit is compiled ahead of time (``jit(...).lower(...).compile()``) and
-that is timed as ``time_compile_s``, once per task × method; each seed's run is then
+that is timed as ``time_compile_s``, once per task × method (``compile_cache_hit`` is 1
+when JAX's persistent cache served it, :mod:`vibench.harness.cache`); each seed's run is then
 timed as ``time_fit_s``, with the device synchronized (``block_until_ready``) before
 every clock read. With ``repeat`` R > 1 each seed's compiled fit is timed R times (the
 same data and key); ``time_fit_s`` stays the first timing and all R go to the outcome's
@@ -26,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +35,8 @@ import numpy as np
 
 from vibench.core import Approximation, LogDensity, Task
 from vibench.declarations import config_items
-from vibench.harness import environment
-from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
+from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM, environment
+from vibench.harness.cache import cache_events
 from vibench.harness.precision import DEFAULT_PRECISION, current_precision
 from vibench.harness.store import SCHEMA_VERSION
 from vibench.harness.timings import timing_rows
@@ -141,17 +142,41 @@ def run_pair(
 ) -> list[RunOutcome]:
     """Run ``choice`` on ``task`` once per seed on ``device`` (each fit timed ``repeat``
     times); never raises for a bad run."""
+    return list(iter_pair(task, choice, seeds, device, n_draws, repeat))
+
+
+def iter_pair(
+    task: Task,
+    choice: MethodChoice,
+    seeds: list[int],
+    device: jax.Device,
+    n_draws: int = METRIC_DRAWS,
+    repeat: int = 1,
+    started: Callable[[str, int | None], None] | None = None,
+) -> Iterator[RunOutcome]:
+    """:func:`run_pair` one seed at a time: each outcome is yielded as soon as its run
+    ends (so it can be written before the next begins). ``started(phase, seed)`` is
+    called before the compile (``"compile"``, ``None``) and before each seed's run
+    (``"run"``, seed): where a supervisor restarts its clock (:mod:`vibench.harness.executor`)."""
     base = run_base(task, choice, device)
     with jax.default_device(device):
         data = jax.device_put(task.data, device)
+        if started is not None:
+            started("compile", None)
         try:
-            fit, compile_s = compile_fit(task, choice, data, jax.random.key(seeds[0]))
+            with cache_events() as events:
+                fit, compile_s = compile_fit(task, choice, data, jax.random.key(seeds[0]))
         except Exception as err:  # noqa: BLE001 - a failed run is a result
-            return [failed_outcome(base, seed, err) for seed in seeds]
-        return [_run_seed(base, task, choice, fit, compile_s, data, seed, n_draws, repeat) for seed in seeds]
+            yield from (failed_outcome(base, seed, err) for seed in seeds)
+            return
+        compiled = None if compile_s is None else (compile_s, events.served)
+        for seed in seeds:
+            if started is not None:
+                started("run", seed)
+            yield _run_seed(base, task, choice, fit, compiled, data, seed, n_draws, repeat)
 
 
-def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws, repeat) -> RunOutcome:
+def _run_seed(base, task, choice, fit, compiled, data, seed, n_draws, repeat) -> RunOutcome:
     key_fit, key_metrics = jax.random.split(jax.random.key(seed))
     try:
         approx, fit_s = sync_time(lambda: fit(data, key_fit))
@@ -161,8 +186,9 @@ def _run_seed(base, task, choice, fit, compile_s, data, seed, n_draws, repeat) -
             "grad_evals": Estimate(float(approx.grad_evals)),
             "steps": Estimate(float(approx.n_steps)),
         }
-        if compile_s is not None:
-            costs["time_compile_s"] = Estimate(compile_s)
+        if compiled is not None:
+            costs["time_compile_s"] = Estimate(compiled[0])
+            costs["compile_cache_hit"] = Estimate(float(compiled[1]))
         costs.update({name: Estimate(float(v)) for name, v in approx.diagnostics.items()})
         kept = None
         if not _finite(approx):
@@ -235,5 +261,11 @@ def run_meta(base: dict, seed: int, status: str, error: str | None) -> dict:
 
 def failed_outcome(base: dict, seed: int, err: Exception) -> RunOutcome:
     text = "".join(traceback.format_exception_only(type(err), err)).strip()
-    row = {**run_meta(base, seed, "failed", text), "metric": "run", "value": float("nan"), "stderr": float("nan")}
+    return unfinished_outcome(base, seed, "failed", text)
+
+
+def unfinished_outcome(base: dict, seed: int, status: str, error: str) -> RunOutcome:
+    """A run that gave no metrics: one ``run`` row (value NaN) with ``status``
+    (``failed``, or ``timeout`` for one stopped at its time limit) and ``error``."""
+    row = {**run_meta(base, seed, status, error), "metric": "run", "value": float("nan"), "stderr": float("nan")}
     return RunOutcome([row], [])

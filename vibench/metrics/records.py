@@ -138,6 +138,7 @@ METRICS: tuple[Metric, ...] = (
            applies=_of("generative", "applies")),
     Metric("time_fit_s", "fit time (s)", LOWER, "s", headline=True),
     Metric("time_compile_s", "compile time (s)", LOWER, "s"),
+    Metric("compile_cache_hit", "compile served by the persistent cache (1) or not (0)", hidden=True),
     Metric("grad_evals", "gradient evaluations", LOWER),
     Metric("steps", "steps"),
     # MCMC diagnostics (vibench.methods._mcmc), titled but not ranked: no best among methods.
