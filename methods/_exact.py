@@ -13,7 +13,12 @@ import jax.numpy as jnp
 from vibench.core import Approximation, Data, LogDensity, Task
 from vibench.families.gaussian import BlockDiagonal, FullRank
 from vibench.methods.exact import ExactConfig
-from vibench.structure.conjugate import BlockGaussian, BlockPosterior, ConjugateGaussian, log_evidence_identity
+from vibench.structure.conjugate import (
+    BlockGaussian,
+    BlockPosterior,
+    ConjugateGaussian,
+    log_evidence_identity,
+)
 
 
 def fit(task: Task, logdensity: LogDensity, data: Data, key: jax.Array, config: ExactConfig):

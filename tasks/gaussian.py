@@ -16,6 +16,15 @@ from vibench.spec import Range
 VERSION = "1"
 
 
+def check_equicorrelation(dim: int, rho: float) -> None:
+    """Σ = (1 − ρ) I + ρ 11ᵀ is positive definite only for −1/(dim − 1) < ρ < 1."""
+    lower = -1.0 / (dim - 1) if dim > 1 else -1.0
+    if not lower < rho < 1:
+        raise ValueError(
+            f"parameter rho must satisfy {lower:g} < rho < 1 at dim={dim} (positive definite); got {rho!r}"
+        )
+
+
 @dataclass(frozen=True)
 class GaussianParams:
     """dim: dimension; rho: correlation between every pair of coordinates."""
@@ -24,13 +33,7 @@ class GaussianParams:
     rho: Annotated[float, Range(-1, 1, low_open=True, high_open=True)] = 0.9
 
     def check(self) -> None:
-        """Σ = (1 − ρ) I + ρ 11ᵀ is positive definite only for −1/(dim − 1) < ρ < 1."""
-        lower = -1.0 / (self.dim - 1) if self.dim > 1 else -1.0
-        if not lower < self.rho < 1:
-            raise ValueError(
-                f"parameter rho must satisfy {lower:g} < rho < 1 at dim={self.dim} "
-                f"(positive definite); got {self.rho!r}"
-            )
+        check_equicorrelation(self.dim, self.rho)
 
 
 gaussian = TaskFamily(

@@ -39,6 +39,7 @@ from typing import Annotated
 
 from vibench.declarations import Deferred, TaskFamily
 from vibench.spec import Range
+from vibench.tasks.gaussian import check_equicorrelation
 
 VERSION = "1"
 
@@ -54,13 +55,7 @@ class StudentTParams:
     rho: Annotated[float, Range(-1, 1, low_open=True, high_open=True)] = 0.5
 
     def check(self) -> None:
-        """Σ = (1 − ρ) I + ρ 11ᵀ is positive definite only for −1/(dim − 1) < ρ < 1."""
-        lower = -1.0 / (self.dim - 1) if self.dim > 1 else -1.0
-        if not lower < self.rho < 1:
-            raise ValueError(
-                f"parameter rho must satisfy {lower:g} < rho < 1 at dim={self.dim} "
-                f"(positive definite); got {self.rho!r}"
-            )
+        check_equicorrelation(self.dim, self.rho)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vibench.data.files import CACHE, data_roots, download as download_file, locate
+from vibench.data.files import CACHE, data_roots, locate
+from vibench.data.files import download as download_file
 from vibench.data.uci_sha256 import SHA256
 
 COLLECTION = "uci"

@@ -7,16 +7,12 @@ members are the approximation itself: see :class:`vibench.families.Draws`).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from vibench.families.draws import DrawKind
-
-with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
+from vibench.numerics.arviz import az
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,8 @@ from scipy.special import logsumexp
 
 from vibench.families.generative import Architecture, DeepGenerativeFamily, Params, encode, log_weights
 from vibench.metrics.estimates import Estimate
+from vibench.numerics.arviz import az
 from vibench.structure.generative import DeepGenerative
-
-with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
 
 if TYPE_CHECKING:
     from vibench.metrics.evaluation import Evaluation

@@ -19,7 +19,6 @@ trusted:
 from __future__ import annotations
 
 import math
-import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -27,10 +26,7 @@ from scipy.special import logsumexp
 
 from vibench.metrics.accuracy import standardized_mean_error
 from vibench.metrics.estimates import Estimate
-
-with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
+from vibench.numerics.arviz import az
 
 if TYPE_CHECKING:
     from vibench.metrics.evaluation import Evaluation

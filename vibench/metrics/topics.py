@@ -22,7 +22,8 @@ import numpy as np
 
 from vibench.metrics.estimates import Estimate
 from vibench.metrics.importance import elbo
-from vibench.structure.topics import Corpus, completion_loglik, per_word, topic_recovery as recovery
+from vibench.structure.topics import Corpus, completion_loglik, per_word
+from vibench.structure.topics import topic_recovery as recovery
 
 if TYPE_CHECKING:
     from vibench.metrics.evaluation import Evaluation

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vibench.core import Array, PRNGKey, Reference, Task
+from vibench.data.files import sha256_file
 from vibench.logdensity import derive_logdensity
 from vibench.reference.summary import DIAGNOSTICS, MOMENTS, CriteriaError, ReferenceRun
 
@@ -105,12 +106,6 @@ def _named(path: Path) -> str:
     return f"reference artifact {path}"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_checksum(manifest: dict[str, Any]) -> str:

@@ -15,15 +15,12 @@ A measured NaN (e.g. constant or non-finite draws) fails its criterion.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
+from vibench.numerics.arviz import az
 
 MOMENTS = ("mean", "std", "mean_se", "std_se")
 DIAGNOSTICS = ("rhat", "ess_bulk", "ess_tail")

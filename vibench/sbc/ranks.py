@@ -12,18 +12,14 @@ constrained sites (``logdensity.constrain``), per scalar parameter.
 from __future__ import annotations
 
 import math
-import warnings
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-with warnings.catch_warnings():  # ArviZ 0.23 announces its 1.0 refactor on import
-    warnings.simplefilter("ignore", FutureWarning)
-    import arviz as az
-
 from vibench.core import Approximation, LogDensity
+from vibench.numerics.arviz import az
 
 
 def param_names(shapes: dict[str, tuple[int, ...]]) -> tuple[str, ...]:
