@@ -333,7 +333,10 @@ def cmd_run(args: argparse.Namespace, registry: Registry) -> int:
         compile_cache=None if cache is None else str(cache),
     )
     if args.timeout is None:
-        interrupted = run_in_process(jobs, device, settings, write)
+        try:
+            interrupted = run_in_process(jobs, device, settings, write)
+        except KeyboardInterrupt:  # the second Ctrl-C: the run in progress is lost
+            interrupted = True
     else:
         interrupted = Isolated(settings, device, args.timeout).run(jobs, write)
     if not interrupted:
