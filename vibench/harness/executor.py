@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vibench.metrics.records import METRIC_DRAWS
+
 if TYPE_CHECKING:
     from vibench.core import Task
     from vibench.harness.runner import RunOutcome
@@ -68,7 +70,7 @@ class Settings:
     references: str | None = None
     precision: str = "float32"
     device: str | None = None
-    n_draws: int = 1024
+    n_draws: int = METRIC_DRAWS
     repeat: int = 1
     compile_cache: str | None = None
 
