@@ -6,6 +6,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -84,9 +85,12 @@ def build(p: LinRegParams) -> Task:
 
     model = model_of(x)
 
-    def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
-        precision = x.T @ x / sigma**2 + jnp.eye(p.d) / tau**2
-        return precision, x.T @ data["y"] / sigma**2
+    def natural_params_at(x: jax.Array):
+        def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
+            precision = x.T @ x / sigma**2 + jnp.eye(p.d) / tau**2
+            return precision, x.T @ data["y"] / sigma**2
+
+        return natural_params
 
     def contribution(batch: Data, index: jax.Array) -> tuple[jax.Array, jax.Array]:
         rows = x[index]
@@ -94,12 +98,13 @@ def build(p: LinRegParams) -> Task:
 
     subsample = Subsample(size=p.n, per_datum=("y",), restrict=lambda index: model_of(x[index]))
     prior = (jnp.eye(p.d) / tau**2, jnp.zeros(p.d))
-    conjugate = ConjugateGaussian(natural_params)
-
+    conjugate = ConjugateGaussian(natural_params_at(x))
+    x64 = np.asarray(x, np.float64)  # the truth's copy of the design
 
     @jax.jit  # one compilation instead of one per eager operation
     def exact(data: Data) -> tuple[jax.Array, jax.Array, jax.Array]:
-        return *conjugate.posterior(data), log_evidence(x, data["y"], sigma, tau)
+        posterior = ConjugateGaussian(natural_params_at(x64)).posterior(data)
+        return *posterior, log_evidence(x64, data["y"], sigma, tau)
 
     mean, cov, evidence = in_float64(exact, data)  # the truth, in float64
     reference = gaussian_reference(

@@ -6,6 +6,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -45,14 +46,17 @@ def build(p: PPCAParams) -> Task:
         z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n, p.k]).to_event(2))
         numpyro.sample("x", dist.Normal(z @ w.T + b, sigma).to_event(2), obs=data["x"])
 
-    def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
-        """The blocks' shared precision WᵀW/σ² + I (K, K) and shifts Wᵀ(x_n − b)/σ² (N, K)."""
-        block = w.T @ w / sigma**2 + jnp.eye(p.k)
-        return block, (data["x"] - b) @ w / sigma**2
+    def blocks_at(w: jax.Array, b: jax.Array) -> BlockGaussian:
+        def natural_params(data: Data) -> tuple[jax.Array, jax.Array]:
+            """The blocks' shared precision WᵀW/σ² + I (K, K) and shifts Wᵀ(x_n − b)/σ² (N, K)."""
+            block = w.T @ w / sigma**2 + jnp.eye(p.k)
+            return block, (data["x"] - b) @ w / sigma**2
 
-    blocks = BlockGaussian(natural_params)
+        return BlockGaussian(natural_params)
+
+    blocks = blocks_at(w, b)
     reference = block_reference(
-        blocks,
+        blocks_at(np.asarray(w, np.float64), np.asarray(b, np.float64)),  # the truth's copies
         data,
         float(in_float64(jax.jit(log_evidence), data["x"], w, b, sigma)),
         provenance="closed form: z_n|x_n ~ N(M^-1 W^T (x_n-b), s^2 M^-1); "

@@ -2,11 +2,13 @@
 
 Real-data tasks (uci, mnist, lda's Lee corpus) read the data copies beside the
 repository (``../shared/data``) when present, through ``VIBENCH_DATA`` (unless it is set
-already); without them, the tests that need those files skip."""
+already); without them, the tests that need those files skip. The compilation cache of
+``vibench run`` goes to a temporary ``XDG_CACHE_HOME``, not the user's."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import jax
@@ -22,6 +24,8 @@ MODE_DRAWS = 4096
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if SHARED_DATA.is_dir():
     os.environ.setdefault("VIBENCH_DATA", str(SHARED_DATA))
+# vibench run keeps JAX's compilation cache in the user's cache directory: tests use their own
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="vibench-tests-cache-"))
 
 
 def task_or_skip(registry: Registry, spec: str):

@@ -16,13 +16,13 @@ from conftest import fit
 from vibench.families.gaussian import FullRank, MeanField
 from vibench.harness.runner import logdensity_of
 from vibench.methods._bbvi import (
-    bbvi,
     control_variate_scale,
     draws,
     gradient_variances,
     score_terms,
 )
 from vibench.methods._cavi import exact_elbo
+from vibench.methods.bbvi import bbvi
 from vibench.metrics.evaluation import evaluate
 from vibench.structure.conjugate import ConjugateGaussian
 

@@ -59,7 +59,7 @@ def test_covers_more_modes_than_meanfield_advi(registry):
 def test_budget(registry):
     config, task = SVGDConfig(), registry.task("gaussian")
     assert budget(config, 12_345, task).steps == 12_345 // config.num_particles
-    with pytest.raises(ValueError, match="less than one step"):
+    with pytest.raises(ValueError, match="needs a budget of at least 100 gradient evaluations"):
         budget(config, config.num_particles - 1, task)
 
 

@@ -338,7 +338,7 @@ def test_cli_sbc(registry, tmp_path: Path, capsys):
     assert len(read_sbc(tmp_path)) == 20 * logdensity_of(registry.task("linreg")).dim
     for bad, message in [
         (["--method", "nope"], "unknown method 'nope'"),
-        (["--replicates", "5"], "--replicates must be at least 10"),
+        (["--replicates", "5"], "--replicates must be between 10 and 10000"),
         (["--task", "funnel"], "does not support task funnel"),
     ]:
         argv = args + bad if bad[0] != "--task" else ["sbc", "--task", "funnel", "--method", "exact"]

@@ -71,6 +71,7 @@ def standard_normal_rows(key, start: int, count: int, dim: int, dtype) -> Array:
     """
     if not jax.config.jax_threefry_partitionable:
         raise RuntimeError("standard_normal_rows needs jax_threefry_partitionable=True (JAX's default)")
+    dtype = jax.dtypes.canonicalize_dtype(dtype)  # float64 params in a float32 run: float32
     if dtype not in (jnp.float32, jnp.float64):
         raise ValueError(f"standard_normal_rows draws float32 or float64, not {dtype}")
     first = jnp.asarray(start, jnp.uint32) * np.uint32(dim)  # flat index < 2³²: checked by the caller
@@ -100,7 +101,9 @@ def standard_normal(key, shape: tuple[int, ...], dtype) -> Array:
     """N(0, I) noise of ``shape``, drawn flat and reshaped: the same numbers as
     ``jax.random.normal(key, shape)`` (threefry counts flat indices), but on CPU under
     ``vmap`` (SBC's batched fits) about 3x faster for small shapes, e.g. (8, 6)
-    per replicate (XLA's threefry over a multi-dimensional iota fuses poorly)."""
+    per replicate (XLA's threefry over a multi-dimensional iota fuses poorly). ``dtype``
+    follows the run's precision (float64 params in a float32 run draw float32)."""
+    dtype = jax.dtypes.canonicalize_dtype(dtype)
     return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
 
 

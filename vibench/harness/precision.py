@@ -58,25 +58,27 @@ def precision_scope(precision: str) -> AbstractContextManager:
 
 def in_float32(fn: Any, *args: Any) -> Any:
     """``fn(*args)`` computed in float32 whatever the process's precision, its floating
-    outputs held exactly as float64 NumPy: how tasks make their data and the constants
-    of their models, so a float32 and a float64 run of one task see the same numbers (in
-    x64 mode ``jax.random.normal`` draws other variates, and arithmetic rounds
-    differently). A float32 run takes them in float32 unchanged; a float64 run, and
-    :func:`in_float64`'s closed forms, use them in float64."""
+    outputs then held in the process's precision: how tasks make their data and the
+    constants of their models, so a float32 and a float64 run of one task see the same
+    numbers (in x64 mode ``jax.random.normal`` draws other variates, and arithmetic
+    rounds differently). Closed forms take float64 copies of them (:func:`in_float64`)."""
     import jax
-    import numpy as np
+    import jax.numpy as jnp
 
     with jax.enable_x64(False):
         out = fn(*args)
+    run_float = jnp.result_type(float)
     return jax.tree.map(
-        lambda leaf: np.asarray(leaf, np.float64) if np.issubdtype(leaf.dtype, np.floating) else leaf, out
+        lambda leaf: leaf.astype(run_float) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf, out
     )
 
 
 def in_float64(fn: Any, *args: Any) -> Any:
     """``fn(*args)`` computed in float64 whatever the process's precision, floating inputs
     promoted to float64 and every output returned as float64 NumPy: how tasks compute
-    their closed forms (constants ``fn`` closes over keep their values, promoted in use)."""
+    their closed forms. Constants ``fn`` closes over are not promoted: pass them as
+    arguments, or close over float64 NumPy copies (a float32 constant times a float32
+    constant is computed in float32 even here)."""
     import jax
     import numpy as np
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vibench.core import Approximation, Reference
+from vibench.harness.precision import in_float64
 from vibench.metrics.estimates import Estimate, rms_with_se
 from vibench.structure.conjugate import gaussian_kl
 
@@ -42,7 +43,7 @@ def exact_kl(approx: Approximation, ref: Reference) -> float | None:
     """
     if ref.gaussian is not None:
         q = approx.gaussian()
-        return None if q is None else float(gaussian_kl(*q, *ref.gaussian))
+        return None if q is None else float(in_float64(gaussian_kl, *q, *ref.gaussian))  # KL ≥ 0 to rounding
     if ref.blocks is not None:
         blocks = getattr(approx.family, "blocks", None)
         q = None if blocks is None else blocks(approx.params, ref.blocks.block)
