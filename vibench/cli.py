@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vibench.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, DEFAULT_Z
 from vibench.compare import FORMATS as COMPARE_FORMATS
-from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM
+from vibench.harness import DRAWS_STORED, DRAWS_STORED_MAX_DIM, RUNS_PREFIX
 from vibench.harness.plan import check_specs
 from vibench.harness.precision import DEFAULT_PRECISION, PRECISIONS, set_precision
 from vibench.metrics.records import METRIC_DRAWS
@@ -28,7 +28,7 @@ from vibench.registry import Registry, discover
 from vibench.report import FORMATS, LAYOUTS
 from vibench.sbc import DEFAULT_DRAWS, DEFAULT_REPLICATES
 from vibench.spec import SpecError, parameters
-from vibench.text import printable, shorten
+from vibench.text import first_line, printable, shorten
 
 MAX_SEEDS = 10_000
 MAX_DRAWS = 2**20
@@ -211,11 +211,6 @@ def _parameter_lines(cls: type, indent: str) -> list[str]:
     ]
 
 
-def _first_line(doc: str) -> str:
-    text = (doc or "").strip()
-    return shorten(text.splitlines()[0], 100) if text else ""
-
-
 def format_listing(registry: Registry, what: str | None) -> str:
     """Every task and method: name, the first line of its doc, and its parameters
     (name, type, default, valid values)."""
@@ -226,7 +221,7 @@ def format_listing(registry: Registry, what: str | None) -> str:
             continue
         lines.append(f"{kind}:")
         for name, obj in sorted(table.items()):
-            lines.append(f"  {name:<12} {_first_line(obj.doc)}")
+            lines.append(f"  {name:<12} {first_line(obj.doc or '', 100)}")
             lines.extend(_parameter_lines(getattr(obj, attribute), " " * 6))
     return "\n".join(lines)
 
@@ -265,7 +260,7 @@ def check_out(out: Path, nested: bool) -> None:
         raise SpecError(f"--out {shorten(str(out))!r}: {shorten(str(existing))!r} is not a writable directory")
     if not nested:
         for parent in out.resolve().parents:
-            if parent.is_dir() and any(parent.glob("runs-*.parquet")):
+            if parent.is_dir() and any(parent.glob(f"{RUNS_PREFIX}*.parquet")):
                 raise SpecError(
                     f"--out {shorten(str(out))!r} is inside the results directory {shorten(str(parent))!r}; "
                     "choose another folder, or pass --nested to keep it there (reports of the outer "

@@ -57,6 +57,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vibench.harness import RUNS_PREFIX
+from vibench.text import first_line
+
 SCHEMA_VERSION = 3
 
 METRICS_SCHEMA = pa.schema(
@@ -177,7 +180,7 @@ def append_runs(out: Path, rows: list[dict], traces: list[dict], draws: list[dic
     """Append metric rows (and their traces and draws) to the store at ``out``."""
     out = Path(out)
     table = pa.Table.from_pylist(rows, schema=METRICS_SCHEMA)
-    path = write_atomic(table, out, f"runs-{_stamp()}")
+    path = write_atomic(table, out, f"{RUNS_PREFIX}{_stamp()}")
     for side, schema, directory in ((traces, TRACES_SCHEMA, TRACES_DIR), (draws, DRAWS_SCHEMA, DRAWS_DIR)):
         if side:
             write_atomic(pa.Table.from_pylist(side, schema=schema), out / directory, path.stem)
@@ -219,9 +222,6 @@ def nested_results(directory: Path) -> list[Path]:
     )
 
 
-def _short(text: str) -> str:
-    line = (str(text).strip().splitlines() or [""])[0]
-    return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1] + "…"
 
 
 def _read_files(paths: list[Path], schema: pa.Schema, required: tuple[str, ...]) -> tuple[pa.Table, list[str]]:
@@ -237,7 +237,7 @@ def _read_files(paths: list[Path], schema: pa.Schema, required: tuple[str, ...])
             more = ", ..." if len(missing) > 3 else ""
             skipped.append(f"{path}: a Parquet file without vibench's columns ({', '.join(missing[:3])}{more})")
         except (pa.ArrowException, OSError) as err:
-            skipped.append(f"{path}: unreadable ({type(err).__name__}: {_short(err)})")
+            skipped.append(f"{path}: unreadable ({type(err).__name__}: {first_line(err, MESSAGE_CHARS)})")
     return (pa.concat_tables(tables) if tables else schema.empty_table()), skipped
 
 
