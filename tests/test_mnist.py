@@ -11,6 +11,10 @@ delta-method standard error sd(w)/(√K mean(w)) of log p̂ is valid. log p̂ at
 lie within Z = 4 of its standard errors of the exact value (consistency), and the mean
 over R = 400 independent estimates p̂ at K = 10 within Z of its standard errors of the
 exact p(x) (unbiasedness in p, where log p̂ at K = 10 is visibly biased low).
+
+Amortization gap: per-image Gaussians fitted to a trained decoder must not lose to the
+encoder (gap ≥ −Z se), must gain much over a re-initialized encoder, and on the tiny
+model must not exceed the exact log p(x) (an ELBO is a lower bound) beyond Z se.
 """
 
 from __future__ import annotations
@@ -25,17 +29,28 @@ import pytest
 from conftest import SHARED_DATA
 from numpy.polynomial.hermite_e import hermegauss
 
+from vibench.cli import main
 from vibench.data import files
 from vibench.data import mnist as mnist_data
 from vibench.families.generative import (
     Architecture,
+    encode,
     glorot_layers,
+    init_params,
     mlp,
 )
 from vibench.harness.runner import run_pair
+from vibench.harness.store import read_metrics
 from vibench.methods import _vae
 from vibench.methods.vae import TORCH_HINT, VAEConfig
-from vibench.metrics.generative import active_units, image_log_weights, score_images
+from vibench.metrics.generative import (
+    active_units,
+    amortization_gaps,
+    fit_local_gaussians,
+    gaussian_log_weights,
+    image_log_weights,
+    score_images,
+)
 from vibench.spec import SpecError
 from vibench.tasks._mnist import generative_task
 
@@ -166,13 +181,47 @@ def test_burda_schedule():
     assert np.allclose(np.unique(rates)[::-1], 1e-3 * 10.0 ** (-np.arange(8) / 7))
 
 
+# ----------------------------------------------------------------------- amortization gap
+def _se(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / math.sqrt(values.size))
+
+
+def test_amortization_gap_is_nonnegative_and_large_for_a_bad_encoder(task):
+    config = VAEConfig(latents=2, hidden=16, layers=1, batch_size=20, schedule="constant", lr=0.01, epochs=15)
+    params = _vae.fit(task, None, task.data, jax.random.key(0), config).params
+    arch, images = Architecture(PIXELS, 2, (16,)), task.held_out["x"]
+    gaps = amortization_gaps(params, arch, images, jax.random.key(1), 2**26)
+    assert gaps.mean() >= -Z * _se(gaps), gaps.mean()
+    bad = {**params, "encoder": init_params(arch, jax.random.key(5), jnp.full(PIXELS, 0.5))["encoder"]}
+    bad_gaps = amortization_gaps(bad, arch, images, jax.random.key(1), 2**26)
+    assert bad_gaps.mean() - gaps.mean() > max(1.0, Z * math.sqrt(_se(gaps) ** 2 + _se(bad_gaps) ** 2))
+
+
+def test_per_image_gaussian_elbo_stays_below_exact_log_px():
+    params = tiny_params()
+    x = jnp.asarray(PATTERNS)
+    exact = exact_log_px(params, PATTERNS)
+    amortized = encode(params, x)
+    local = fit_local_gaussians(params["decoder"], x, *amortized, jax.random.key(4), 300, 4, 1e-2)
+    eps = jax.random.normal(jax.random.key(6), (5000, 4, 1))
+    for q in (amortized, local):
+        log_w = np.asarray(gaussian_log_weights(params["decoder"], x, *q, eps), np.float64)
+        elbo, se = log_w.mean(0), log_w.std(0, ddof=1) / math.sqrt(5000)
+        assert np.all(elbo <= exact + Z * se), (elbo, exact, se)
+    reference = np.asarray(gaussian_log_weights(params["decoder"], x, *amortized, eps), np.float64)
+    assert np.all(log_w.mean(0) > reference.mean(0))  # same draws: the fit improved every image
+
+
 # ----------------------------------------------------------------------- method through the harness
 def test_vae_through_the_harness_reports_test_metrics(registry, task):
     choice = registry.method(f"vae[{SMALL}]")
     outcome = run_pair(task, choice, [0], jax.devices("cpu")[0])[0]
     values = {row["metric"]: (row["value"], row["stderr"]) for row in outcome.rows}
     assert {row["status"] for row in outcome.rows} == {"ok"}
-    assert {"test_log_px", "test_elbo", "test_khat", "active_units", "time_compile_s", "epoch_time_s"} <= set(values)
+    assert {"test_log_px", "test_elbo", "test_khat", "active_units", "time_compile_s", "epoch_time_s",
+            "test_amortization_gap"} <= set(values)
+    gap, gap_se = values["test_amortization_gap"]
+    assert gap >= -Z * gap_se and gap_se > 0
     assert not {"elbo", "log_px_is", "khat"} & set(values)  # no posterior metrics of a fixed target
     log_px, se = values["test_log_px"]
     assert 0 < se < 1 and values["test_elbo"][0] <= log_px
@@ -228,3 +277,26 @@ def test_without_torch_the_torch_backend_is_refused_with_the_hint(registry, monk
     monkeypatch.delitem(sys.modules, "vibench.methods._vae_torch", raising=False)
     with pytest.raises(ImportError):
         __import__("vibench.methods._vae_torch")
+
+
+# ----------------------------------------------------------------------- IWAE against VAE (slow)
+def paired_difference(table, metric: str, label_a: str, label_b: str) -> tuple[float, float, int]:
+    """Mean over seeds of ``metric``(b) − ``metric``(a), its standard error, the seeds."""
+    rows = table[table["metric"] == metric].pivot_table(index="seed", columns="label", values="value")
+    diff = (rows[label_b] - rows[label_a]).dropna().to_numpy()
+    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(diff.size)), diff.size
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(), reason="no local MNIST copy")
+def test_iwae_beats_vae_at_equal_epochs_paired_over_seeds(tmp_path):
+    """A small version of issue 15's comparison: 2 000 training images, 5 epochs, 4 seeds,
+    200 test images at K = 1000; IWAE (k = 5) above the VAE by more than Z paired se."""
+    vae, iwae = "vae[epochs=5]", "vae[k=5,objective=iwae,epochs=5]"  # as their labels are written
+    code = main(["run", "--task", "mnist[eval_k=1000,n_test=200,subset=2000]", "--method", vae, "--method", iwae,
+                 "--seeds", "4", "--out", str(tmp_path)])
+    assert code == 0
+    table = read_metrics(tmp_path)
+    assert set(table["label"]) == {vae, iwae}
+    mean, se, seeds = paired_difference(table, "test_log_px", vae, iwae)
+    assert seeds == 4 and mean > Z * se, (mean, se)
