@@ -190,9 +190,13 @@ def iris_data(p: GMMParams) -> tuple[Data, Data]:
 
 
 # --------------------------------------------------------------------- exact enumeration
-def _multigammaln(a: np.ndarray, d: int) -> np.ndarray:
-    j = np.arange(d)
-    return d * (d - 1) / 4 * np.log(np.pi) + gammaln(a[..., None] - j / 2).sum(-1)
+def _gammaln(xp):
+    return jax.scipy.special.gammaln if xp is jnp else gammaln
+
+
+def _multigammaln(a, d: int, xp=np):
+    j = xp.arange(d)
+    return d * (d - 1) / 4 * math.log(math.pi) + _gammaln(xp)(a[..., None] - j / 2).sum(-1)
 
 
 def _assignments(n: int, k: int, start: int, stop: int) -> np.ndarray:
@@ -202,27 +206,41 @@ def _assignments(n: int, k: int, start: int, stop: int) -> np.ndarray:
     return np.eye(k)[digits]
 
 
-def _conjugate_posterior(mix: ConjugateMixture, onehot: np.ndarray, x: np.ndarray):
-    """Per assignment and component: counts, β, m, W⁻¹, ν (float64)."""
-    m0, beta0 = np.asarray(mix.m0, np.float64), mix.beta0
+def _conjugate_posterior(mix: ConjugateMixture, onehot, x, xp=np):
+    """Per assignment and component: counts, β, m, W⁻¹, ν (in x's dtype: float64 in
+    NumPy for the references, the run's precision in JAX for :func:`assignment_log_joints`)."""
+    m0, beta0 = xp.asarray(mix.m0, x.dtype), mix.beta0
     counts = onehot.sum(1)
-    sums = np.einsum("cnk,nd->ckd", onehot, x)
-    squares = np.einsum("cnk,nd,ne->ckde", onehot, x, x)
+    sums = xp.einsum("cnk,nd->ckd", onehot, x)
+    squares = xp.einsum("cnk,nd,ne->ckde", onehot, x, x)
     beta = beta0 + counts
     m = (beta0 * m0 + sums) / beta[..., None]
-    w_inv = (np.linalg.inv(np.asarray(mix.w0, np.float64)) + squares + beta0 * np.outer(m0, m0)
+    w_inv = (xp.linalg.inv(xp.asarray(mix.w0, x.dtype)) + squares + beta0 * xp.outer(m0, m0)
              - beta[..., None, None] * m[..., :, None] * m[..., None, :])
     return counts, beta, m, w_inv, mix.nu0 + counts
 
 
-def _log_joint(mix: ConjugateMixture, counts, beta, w_inv, nu, n: int) -> np.ndarray:
+def _log_joint(mix: ConjugateMixture, counts, beta, w_inv, nu, n: int, xp=np):
     """log p(x, z) per assignment (see the module docstring)."""
-    k, d, a0 = mix.k, mix.m0.shape[0], mix.alpha0
-    log_prior = gammaln(k * a0) - gammaln(n + k * a0) + (gammaln(counts + a0) - gammaln(a0)).sum(-1)
-    logdet0 = np.linalg.slogdet(np.linalg.inv(np.asarray(mix.w0, np.float64)))[1]
-    marginal = (-counts * d / 2 * np.log(np.pi) + _multigammaln(nu / 2, d) - _multigammaln(np.array(mix.nu0 / 2), d)
-                + mix.nu0 / 2 * logdet0 - nu / 2 * np.linalg.slogdet(w_inv)[1] + d / 2 * np.log(mix.beta0 / beta))
+    k, d, a0, lgamma = mix.k, mix.m0.shape[0], mix.alpha0, _gammaln(xp)
+    log_prior = lgamma(k * a0) - lgamma(n + k * a0) + (lgamma(counts + a0) - lgamma(a0)).sum(-1)
+    logdet0 = -xp.linalg.slogdet(xp.asarray(mix.w0, w_inv.dtype))[1]
+    marginal = (-counts * d / 2 * math.log(math.pi) + _multigammaln(nu / 2, d, xp)
+                - _multigammaln(xp.asarray(mix.nu0 / 2), d, xp) + mix.nu0 / 2 * logdet0
+                - nu / 2 * xp.linalg.slogdet(w_inv)[1] + d / 2 * xp.log(mix.beta0 / beta))
     return log_prior + marginal.sum(-1)
+
+
+def assignment_log_joints(mix: ConjugateMixture, x: jax.Array) -> jax.Array:
+    """log p(x, z) of every one of the K^n assignments z, (K^n,), in JAX (jittable;
+    memory O(K^n n K)): the enumeration of :func:`enumerate_exact` for any data set."""
+    n, k = x.shape[0], mix.k
+    if k**n > EXACT_LIMIT:
+        raise ValueError(f"exact enumeration needs k^n <= {EXACT_LIMIT} assignments; got {k}^{n}")
+    digits = (jnp.arange(k**n, dtype=jnp.int32)[:, None] // k ** jnp.arange(n, dtype=jnp.int32)) % k
+    onehot = jax.nn.one_hot(digits, k, dtype=x.dtype)
+    counts, beta, _, w_inv, nu = _conjugate_posterior(mix, onehot, x, jnp)
+    return _log_joint(mix, counts, beta, w_inv, nu, n, jnp)
 
 
 def _log_predictive_given(mix: ConjugateMixture, counts, beta, m, w_inv, nu, n: int, x_new: np.ndarray) -> np.ndarray:
@@ -260,18 +278,18 @@ def enumerate_exact(mix: ConjugateMixture, x: np.ndarray, x_new: np.ndarray) -> 
     return log_evidence, logsumexp(np.stack(log_pred), axis=0) - log_evidence, log_joints
 
 
-def exact_sampler(mix: ConjugateMixture, x: jax.Array, log_joints: np.ndarray):
-    """``sample(key, S) -> (S, dim)``: exact posterior draws, flat and ordered."""
+def exact_draws(mix: ConjugateMixture, x: jax.Array, cdf: jax.Array, key: jax.Array, count: int) -> jax.Array:
+    """``count`` exact posterior draws (count, dim), flat and ordered: an assignment by
+    inverting ``cdf`` (the cumulative posterior probabilities of the K^n assignments, in
+    the order of :func:`assignment_log_joints`), then the conjugate posterior given it."""
     n, k = x.shape[0], mix.k
-    probs = np.exp(log_joints - log_joints.max())
-    cdf = jnp.asarray(np.cumsum(probs) / probs.sum(), jnp.float32)
     powers = jnp.asarray(k ** np.arange(n), jnp.int32)
     w_inv0 = jnp.linalg.inv(mix.w0)
 
     def one(key, u):
         key_w, key_l, key_mu = jax.random.split(key, 3)
         z = (jnp.minimum(jnp.searchsorted(cdf, u), cdf.shape[0] - 1) // powers) % k
-        onehot = jax.nn.one_hot(z, k)
+        onehot = jax.nn.one_hot(z, k, dtype=x.dtype)
         counts = onehot.sum(0)
         beta = mix.beta0 + counts
         m = (mix.beta0 * mix.m0 + onehot.T @ x) / beta[:, None]
@@ -283,11 +301,16 @@ def exact_sampler(mix: ConjugateMixture, x: jax.Array, log_joints: np.ndarray):
         mu = m + jax.scipy.linalg.solve_triangular(jnp.swapaxes(prec_chol, -1, -2), eps[..., None], lower=False)[..., 0]
         return mix.flatten(*sort_components(w, mu, prec_chol))
 
-    def draws(key, count):
-        key_z, key_rest = jax.random.split(key)
-        return jax.vmap(one)(jax.random.split(key_rest, count), jax.random.uniform(key_z, (count,)))
+    key_z, key_rest = jax.random.split(key)
+    return jax.vmap(one)(jax.random.split(key_rest, count), jax.random.uniform(key_z, (count,), x.dtype))
 
-    return jax.jit(draws, static_argnums=1)
+
+def exact_sampler(mix: ConjugateMixture, x: jax.Array, log_joints: np.ndarray):
+    """``sample(key, S) -> (S, dim)``: exact posterior draws, flat and ordered (the
+    assignments' probabilities from float64 ``log_joints``)."""
+    probs = np.exp(log_joints - log_joints.max())
+    cdf = jnp.asarray(np.cumsum(probs) / probs.sum(), jnp.float32)
+    return jax.jit(partial(exact_draws, mix, x, cdf), static_argnums=1)
 
 
 def exact_reference(mix: ConjugateMixture, data: Data, held_out: Data, seed: int) -> tuple[Reference, np.ndarray]:
