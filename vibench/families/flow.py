@@ -25,19 +25,24 @@ flowjax flows are equinox modules. ``eqx.partition`` splits one into its trainab
 float arrays (the approximation's ``params``) and its static rest: functions, shapes,
 integer permutations, boolean autoregressive masks, and closures that hold arrays
 (flowjax's transformer constructors). That rest is rebuilt from a fixed key wherever
-it is needed (:meth:`Flow.structure`), inside the trace that uses it, so no concrete
-array is cached across traces and the family stays a small hashable value. The
-trainable weights are drawn from the fitting key; permutations and masks are the same
-for every fit.
+it is needed (:meth:`Flow.structure`), so no concrete array is cached across traces and
+the family stays a small hashable value. The trainable weights are drawn from the
+fitting key; permutations and masks are the same for every fit.
 
-Every layer runs in the sampling direction (``invert=False``), so draws and log q at
-them come from one forward pass (``sample_and_log_prob``: log q = log N(ε) − log|det
-∂z/∂ε|, no inversion). ``log_prob`` at arbitrary points needs the inverse pass, which
-for the autoregressive kinds is sequential in the dimension.
+The rebuild runs eagerly, outside any trace (:func:`_untraced`), and
+so does the initial last layer, whose constant diagonal flowjax passes through
+``inv_softplus``. flowjax checks its inputs with ``eqx.error_if`` (a valid
+permutation, a positive scale): on concrete values equinox settles the check at
+once, but on traced ones it stages a host callback into the program, and JAX never
+writes a program with a host callback to its persistent compilation cache, so a
+traced rebuild made every flow fit compile again in each process. The permutations
+and masks now enter the fit's program as constants; its arithmetic is unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,6 +69,17 @@ def _affine_transformer() -> Affine:
         lambda x: jax.nn.softplus(x) + MIN_SCALE, inv_softplus(jnp.asarray(1 - MIN_SCALE))
     )
     return eqx.tree_at(lambda affine: affine.scale, Affine(), scale)
+
+
+def _untraced(fn: Callable, *args):
+    """``fn(*args)`` evaluated with concrete arrays even when called inside a trace.
+
+    JAX's trace state is per thread, so a fresh thread runs ``fn`` eagerly (JAX's
+    global settings, such as the precision, hold there too). ``jax.ensure_compile_time_eval``
+    would be the in-thread way, but equinox's checks fail under it.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def _partition(flow: Transformed):
@@ -125,13 +141,14 @@ class Flow:
 
     def init(self, key: jax.Array, loc: Array, scale: float):
         """Trainable arrays: weights drawn from ``key``; the last layer z = loc + scale · T(ε)."""
-        start = TriangularAffine(loc, scale * jnp.eye(self.dim))
+        start = _untraced(_scaled_affine, self.dim, scale)
+        start = eqx.tree_at(lambda affine: affine.loc, start, jnp.broadcast_to(loc, (self.dim,)))
         flow = eqx.tree_at(lambda q: q.bijection.bijections[-1], self.build(key), start)
         return _partition(flow)[0]
 
     def structure(self):
-        """The static half of the flow, built from a fixed key."""
-        return _partition(self.build(jax.random.key(STRUCTURE_SEED)))[1]
+        """The static half of the flow, built from a fixed key (concrete arrays)."""
+        return _untraced(_structure, self)
 
     def distribution(self, params) -> Transformed:
         """The flowjax distribution with trainable arrays ``params``."""
@@ -156,3 +173,12 @@ class Flow:
 
     def sample_and_log_prob(self, params, key, n):
         return self.distribution(params).sample_and_log_prob(key, (n,))
+
+
+def _structure(flow: Flow):
+    return _partition(flow.build(jax.random.key(STRUCTURE_SEED)))[1]
+
+
+def _scaled_affine(dim: int, scale: float) -> TriangularAffine:
+    """z = scale · x as a flowjax layer (its diagonal through ``inv_softplus``)."""
+    return TriangularAffine(jnp.zeros(dim), scale * jnp.eye(dim))
