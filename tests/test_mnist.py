@@ -257,8 +257,23 @@ def test_jax_and_torch_agree_within_noise_over_seeds(task):
         torch.set_num_threads(threads)
 
 
-def _agree(task) -> None:
-    config = VAEConfig(latents=2, hidden=16, layers=1, batch_size=50, schedule="constant", lr=0.01, epochs=20)
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(), reason="no local MNIST copy")
+def test_jax_and_torch_agree_on_mnist(registry):
+    """The same agreement on real MNIST (1 000 training images, 200 test images), Burda
+    et al.'s architecture, 3 epochs per seed."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _agree(registry.task("mnist[subset=1000,n_test=200]"), VAEConfig(epochs=3))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _agree(task, config: VAEConfig | None = None) -> None:
+    if config is None:
+        config = VAEConfig(latents=2, hidden=16, layers=1, batch_size=50, schedule="constant", lr=0.01, epochs=20)
     seeds = range(4)
     jax_values = np.array([_test_log_px(task, config, s) for s in seeds])
     torch_values = np.array([_test_log_px(task, VAEConfig(**{**config.__dict__, "backend": "torch"}), s) for s in seeds])
