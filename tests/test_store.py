@@ -235,7 +235,7 @@ def test_the_readme_recipe_reads_a_results_directory_with_stray_files(tmp_path, 
     results = tmp_path / "results"
     results.mkdir()
     for shipped in (root / "results").iterdir():
-        if shipped.is_file():
+        if shipped.is_file() and shipped.suffix != ".parquet":  # not a user's own runs there
             shutil.copy(shipped, results / shipped.name)
     append_runs(results, [row(), row(metric="khat", value=0.3)], [])
     (results / "notes.txt").write_text("a note")
