@@ -244,3 +244,7 @@ def test_cli_table_rows_and_bad_input(store, tmp_path, capsys):
         assert main(["table", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is not a vibench results directory" in err
+
+
+def test_an_se_of_rounding_noise_does_not_print_thirteen_decimals():
+    assert plain(split_number(0.25, 1.8e-12)) == "0.2500000 ± 0.0000000"

@@ -16,7 +16,8 @@ when it does not, the leader and the methods within that margin of it are marked
 :data:`TIED` ("tied for best within standard errors"), none in bold. CSV's ``best``
 column says ``best``, ``tie`` or nothing.
 
-A mean is printed to the decimal of its standard error's second significant digit
+A mean is printed to the decimal of its standard error's second significant digit (at most
+7 significant digits of the mean)
 (``-717.30 ± 0.11``); an exact value (standard error 0) or one without a standard
 error to four significant digits; very small or large numbers share a power of ten
 (``(1.40 ± 0.12)e-06``). CSV is tidy and numeric (one row per task, metric and
@@ -65,6 +66,8 @@ LATEX_SPECIAL = {
 }
 MARKDOWN_SPECIAL = set("\\`*_{}[]<>|#")
 SMALL, LARGE = 1e-3, 1e6
+MAX_DIGITS = 7
+"""Most significant digits of a mean in a table (float64 values carry no more that matter)."""
 CSV_COLUMNS = (
     "task", "metric", "method", "mean", "se", "n_seeds", "runs", "failed_runs", "unreliable_khat_runs", "best",
 )
@@ -95,6 +98,8 @@ def split_number(mean: float, se: float) -> Number:
         mean, se = mean / 10.0**exponent, se / 10.0**exponent
     if has_se and se > 0:
         decimals = max(0, 1 - math.floor(math.log10(se)))
+        if mean:  # at most MAX_DIGITS significant digits of the mean (an se of rounding noise)
+            decimals = min(decimals, max(0, MAX_DIGITS - 1 - math.floor(math.log10(abs(mean)))))
         return Number(f"{mean:.{decimals}f}", f"{se:.{decimals}f}", exponent)
     decimals = max(0, 3 - math.floor(math.log10(abs(mean)))) if mean else 0
     return Number(f"{mean:.{decimals}f}", "0" if has_se else None, exponent)
