@@ -10,14 +10,11 @@ table of seconds per step is printed at the end)::
 With benchmarks disabled (pyproject's default) every size runs once with SMOKE_STEPS
 steps on N = 100, 200, 400: a smoke test of the same code (no timing asserted).
 
-Measured (2 CPU cores shared with other jobs): 4.5e-4, 1.25e-2, 6.5e-2 s per step at
-N = 1k, 10k, 50k, i.e. 0.45, 1.25, 1.30 µs per step per point (a busier run: 1.30, 1.02,
-1.62). The per-point cost is flat (0.40-0.57 µs at
-1k, 2k, 4k; 1.10-1.30 µs at 10k, 20k, 50k) with one step between 4k and 10k, where a
-step's arrays (8 draws x N x (K + D) float32, 0.9 MB at 4k, 2.2 MB at 10k) outgrow the
-CPU's cache. So growth is linear within each regime, and the check compares the sizes
-past the cache step: the per-step time at the largest N is at most LINEAR_SLACK times
-the linear extrapolation from 10k.
+Measured on the idle 2-core CPU: 3.18e-4, 2.67e-3, 1.51e-2 s per step at N = 1k, 10k,
+50k, i.e. 0.32, 0.27, 0.30 µs per step per point (8.4x and 47.6x the 1k time for 10x and
+50x the points). Under load from other jobs the per-point cost rose to about 1.3 µs from
+4k points on (an earlier, shared run read 0.45 / 1.25 / 1.30 µs): measure on an idle
+machine. The check compares every size with the smallest.
 """
 
 from __future__ import annotations
@@ -33,10 +30,9 @@ SIZES = (1_000, 10_000, 50_000)
 SMOKE_SIZES = (100, 200, 400)
 STEPS, SMOKE_STEPS = 200, 5
 ROUNDS, WARMUP_ROUNDS = 3, 1
-LINEAR_SLACK = 2.0
-"""Allowed excess over linear growth of the per-step time between N = 10k and the largest
-N: timer noise on a CPU shared with other jobs (the per-point cost measured 1.0 to 1.6 µs
-at 10k and 50k across runs); a fixed per-step overhead only lowers the ratio."""
+LINEAR_SLACK = 1.5
+"""Allowed excess over linear growth of the per-step time from the smallest N: timer
+noise of an idle machine (a fixed per-step overhead only lowers the ratio)."""
 
 PER_STEP: dict[int, float] = {}
 
@@ -70,7 +66,7 @@ def test_fit_time_per_step(benchmark, sizes, which: int):
 
 
 def test_growth_is_at_most_linear(request: pytest.FixtureRequest, sizes):
-    """Prints the table; asserts time(N_max)/time(10k) ≤ LINEAR_SLACK · N_max/10k per step."""
+    """Prints the table; asserts time(N)/time(N_min) ≤ LINEAR_SLACK · N/N_min per step."""
     ns, _ = sizes
     if set(PER_STEP) != set(ns):
         pytest.skip("needs the benchmark run (--benchmark-enable)")
@@ -81,4 +77,5 @@ def test_growth_is_at_most_linear(request: pytest.FixtureRequest, sizes):
         lines.append(f"{n:>8} {PER_STEP[n]:>12.3e} {PER_STEP[n] / n * 1e6:>14.3f} {PER_STEP[n] / PER_STEP[ns[0]]:>10.2f}")
     for line in lines:
         writer.write_line(line)
-    assert PER_STEP[ns[-1]] / PER_STEP[ns[1]] <= LINEAR_SLACK * ns[-1] / ns[1]
+    for n in ns[1:]:
+        assert PER_STEP[n] / PER_STEP[ns[0]] <= LINEAR_SLACK * n / ns[0], (n, PER_STEP)
